@@ -1,0 +1,159 @@
+// Command gen generates desired-state inputs for privsync benchmarks and
+// tests, and converts CSV inputs into Parquet twins. Its output is
+// deterministic for a given -seed.
+//
+//	gen rows -n N -o FILE.csv|FILE.parquet [-vendors sfmc,batch-ios,bloomreach] [-seed S]
+//	gen rows -o FILE.csv -base BASE.csv -changed-pct P [-seed S]   # BASE with P% of rows changed
+//	gen convert -in X.csv -out Y.parquet [-compression snappy|gzip|zstd[,...]] [-row-group N]
+//	            [-list-restrictions] [-timestamp] [-plain]
+//	gen convert -in X.csv -parts K -dir D ...                       # D/part=1/data_0.parquet, ...
+//
+// The committed test data was made with (from the module root):
+//
+//	go run ./bench/gen convert -in testdata/sample.csv -out testdata/sample.parquet -compression snappy -row-group 150 -list-restrictions
+//	go run ./bench/gen convert -in testdata/sample.csv -parts 2 -dir testdata/sample-parts -compression zstd,gzip
+//	go run ./bench/gen rows -n 1000 -o /tmp/x.csv && go run ./bench/gen convert -in /tmp/x.csv -out /tmp/x.parquet &&
+//	    head -c 3000 /tmp/x.parquet > testdata/broken/truncated.parquet
+//
+// (testdata/broken/no-subject.csv and testdata/broken/binary.csv are small
+// hand-made files.) A 10M-row benchmark input:
+//
+//	go run ./bench/gen rows -n 10000000 -o bench/out/10m.csv
+//	go run ./bench/gen rows -o bench/out/10m-changed.csv -base bench/out/10m.csv -changed-pct 1
+//	go run ./bench/gen convert -in bench/out/10m.csv -parts 8 -dir bench/out/10m-parts
+package main
+
+import (
+	"bufio"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/privsync/privsync/bench/gen/gendata"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "gen:", err)
+		os.Exit(2)
+	}
+}
+
+func run(args []string) error {
+	if len(args) == 0 {
+		return errors.New("usage: gen rows|convert [flags] (see go doc ./bench/gen)")
+	}
+	switch args[0] {
+	case "rows":
+		return rows(args[1:])
+	case "convert":
+		return convert(args[1:])
+	}
+	return fmt.Errorf("unknown command %q: expected rows or convert", args[0])
+}
+
+func rows(args []string) error {
+	fs := flag.NewFlagSet("rows", flag.ContinueOnError)
+	n := fs.Int("n", 1000, "number of rows")
+	out := fs.String("o", "", "output file, .csv or .parquet")
+	vendors := fs.String("vendors", "sfmc,batch-ios,bloomreach", "vendors as name[=kind],...")
+	seed := fs.Uint64("seed", 1, "random seed")
+	base := fs.String("base", "", "copy this CSV with -changed-pct percent of its rows changed")
+	pct := fs.Float64("changed-pct", 1, "percentage of rows changed with -base")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *out == "" {
+		return errors.New("rows: -o is required")
+	}
+	vs, err := gendata.ParseVendors(*vendors)
+	if err != nil {
+		return err
+	}
+	csvOut := *out
+	isParquet := strings.EqualFold(filepath.Ext(*out), ".parquet")
+	if isParquet {
+		csvOut = *out + ".tmp.csv"
+		defer os.Remove(csvOut)
+	}
+	if err := writeFile(csvOut, func(w *bufio.Writer) error {
+		if *base != "" {
+			b, err := os.Open(*base)
+			if err != nil {
+				return err
+			}
+			defer b.Close()
+			changed, err := gendata.Change(w, b, *pct, *seed)
+			fmt.Fprintf(os.Stderr, "gen: %d rows changed\n", changed)
+			return err
+		}
+		return gendata.WriteRows(w, gendata.RowsOptions{N: *n, Vendors: vs, Seed: *seed})
+	}); err != nil {
+		return err
+	}
+	if isParquet {
+		return gendata.ConvertCSV(csvOut, gendata.ParquetOptions{}, *out)
+	}
+	return nil
+}
+
+func writeFile(path string, write func(*bufio.Writer) error) (err error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	w := bufio.NewWriterSize(f, 1<<20)
+	if err := write(w); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+func convert(args []string) error {
+	fs := flag.NewFlagSet("convert", flag.ContinueOnError)
+	in := fs.String("in", "", "input CSV")
+	out := fs.String("out", "", "output Parquet file")
+	parts := fs.Int("parts", 0, "write K part files into -dir instead of -out")
+	dir := fs.String("dir", "", "directory of the part files")
+	comp := fs.String("compression", "snappy", "snappy, gzip, zstd or none; a comma-separated list is used part by part")
+	group := fs.Int("row-group", 0, "rows per row group (0: one row group per 128 MiB)")
+	list := fs.Bool("list-restrictions", false, "write restrictions as a LIST of strings")
+	ts := fs.Bool("timestamp", false, "write updated_at as a TIMESTAMP_MICROS")
+	plain := fs.Bool("plain", false, "no dictionary encoding")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	o := gendata.ParquetOptions{
+		Compressions:       strings.Split(*comp, ","),
+		RowGroupRows:       *group,
+		ListRestrictions:   *list,
+		TimestampUpdatedAt: *ts,
+		Plain:              *plain,
+	}
+	switch {
+	case *in == "":
+		return errors.New("convert: -in is required")
+	case *parts > 0 && *dir != "":
+		outs := make([]string, *parts)
+		for k := range outs {
+			outs[k] = gendata.PartPath(*dir, k+1)
+		}
+		return gendata.ConvertCSV(*in, o, outs...)
+	case *out != "" && *parts == 0:
+		return gendata.ConvertCSV(*in, o, *out)
+	}
+	return errors.New("convert: give -out FILE, or -parts K and -dir D")
+}
