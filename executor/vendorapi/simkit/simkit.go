@@ -364,3 +364,27 @@ func Is(subject, magic string) bool { return strings.Contains(subject, magic) }
 func Done(start time.Time, delay time.Duration, now time.Time) bool {
 	return !now.Before(start.Add(delay))
 }
+
+// ManualClock is a clock that moves only when told: tests and demos use its
+// Now as Options.Now to complete async work without sleeping.
+type ManualClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewManualClock returns a clock standing at t.
+func NewManualClock(t time.Time) *ManualClock { return &ManualClock{t: t} }
+
+// Now returns the clock's time.
+func (c *ManualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock forward by d.
+func (c *ManualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}

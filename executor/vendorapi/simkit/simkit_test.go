@@ -5,24 +5,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/privsync/privsync/executor/vendorapi/simkit"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func newBase(o simkit.Options) *simkit.Base {
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -40,7 +27,7 @@ func get(h http.Handler) *httptest.ResponseRecorder {
 }
 
 func TestRateLimitUsesTheInjectedClock(t *testing.T) {
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := simkit.NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	b := newBase(simkit.Options{Now: c.Now, RateLimit: 2})
 	var codes []int
 	for range 3 {
@@ -52,7 +39,7 @@ func TestRateLimitUsesTheInjectedClock(t *testing.T) {
 	if ra := get(b).Header().Get("Retry-After"); ra != "1" {
 		t.Fatalf("Retry-After = %q", ra)
 	}
-	c.Add(time.Second)
+	c.Advance(time.Second)
 	if code := get(b).Code; code != 200 {
 		t.Fatalf("after a second: %d", code)
 	}
@@ -73,7 +60,7 @@ func TestRateLimitUsesTheInjectedClock(t *testing.T) {
 }
 
 func TestSlowRateGivesLongerRetryAfter(t *testing.T) {
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	c := simkit.NewManualClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	b := newBase(simkit.Options{Now: c.Now, RateLimit: 0.1})
 	get(b)
 	if ra := get(b).Header().Get("Retry-After"); ra != "10" {
