@@ -1,0 +1,347 @@
+package batch_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/privsync/privsync"
+	"github.com/privsync/privsync/executor"
+	"github.com/privsync/privsync/executor/batch"
+	"github.com/privsync/privsync/executor/vendorapi"
+	"github.com/privsync/privsync/executor/vendorapi/simkit"
+)
+
+var _ executor.Connector = (*batch.Client)(nil)
+
+const (
+	app   = "APPKEY-IOS"
+	rest  = "rest-key"
+	delay = 10 * time.Second
+)
+
+type env struct {
+	clock  *simkit.ManualClock
+	sim    *batch.Sim
+	srv    *httptest.Server
+	client *batch.Client
+}
+
+func setup(t *testing.T, o batch.SimOptions) *env {
+	t.Helper()
+	e := &env{clock: simkit.NewManualClock(time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC))}
+	o.Now, o.AsyncDelay, o.RESTKey = e.clock.Now, delay, rest
+	e.sim = batch.NewSim(o)
+	e.srv = httptest.NewServer(e.sim)
+	t.Cleanup(e.srv.Close)
+	e.client = newClient(t, batch.Config{BaseURL: e.srv.URL})
+	return e
+}
+
+func newClient(t *testing.T, c batch.Config) *batch.Client {
+	t.Helper()
+	if c.AppAPIKey == "" {
+		c.AppAPIKey = app
+	}
+	if c.RESTAPIKey == "" {
+		c.RESTAPIKey = rest
+	}
+	cl, err := batch.New(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+func item(idType, id string, op privsync.Operation) vendorapi.Item {
+	return vendorapi.Item{IDType: idType, SubjectID: id, Op: op}
+}
+
+func (e *env) submit(t *testing.T, it vendorapi.Item) string {
+	t.Helper()
+	r, err := e.client.Submit(context.Background(), []vendorapi.Item{it})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Ref == "" || r.Final {
+		t.Fatalf("receipt %+v", r)
+	}
+	return r.Ref
+}
+
+func (e *env) poll(t *testing.T, ref string, it vendorapi.Item) vendorapi.ItemStatus {
+	t.Helper()
+	st, err := e.client.Poll(context.Background(), ref, []vendorapi.Item{it})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st) != 1 || st[0].SubjectID != it.SubjectID {
+		t.Fatalf("statuses %+v", st)
+	}
+	return st[0]
+}
+
+func (e *env) raw(t *testing.T, method, path, auth, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
+	if auth != "" {
+		req.Header.Set("X-Authorization", auth)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	b, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(b, &out)
+	return resp.StatusCode, out
+}
+
+func TestReviewWhilePendingThenDone(t *testing.T) {
+	e := setup(t, batch.SimOptions{})
+	review := item("custom_id", "u1", privsync.OpReview)
+	ref := e.submit(t, review)
+	if st := e.poll(t, ref, review); st.State != vendorapi.StatePending {
+		t.Fatalf("%+v", st)
+	}
+	_, err := e.client.Submit(context.Background(), []vendorapi.Item{item("custom_id", "u1", privsync.OpRemove)})
+	var ve *vendorapi.Error
+	if !errors.As(err, &ve) || ve.StatusCode != 409 || ve.Action != vendorapi.RetryLater {
+		t.Fatalf("second request while pending: %v", err)
+	}
+	// Another user, or the same value under another id type, is not blocked.
+	e.submit(t, item("install_id", "u1", privsync.OpReview))
+	e.clock.Advance(delay)
+	st := e.poll(t, ref, review)
+	if st.State != vendorapi.StateDone || !strings.HasPrefix(st.DataURL, "https://") || st.Detail != "" {
+		t.Fatalf("%+v", st)
+	}
+	remove := item("custom_id", "u1", privsync.OpRemove)
+	ref2 := e.submit(t, remove)
+	e.clock.Advance(delay)
+	if st := e.poll(t, ref2, remove); st.State != vendorapi.StateDone || st.DataURL != "" {
+		t.Fatalf("%+v", st)
+	}
+	want := map[string]map[string]batch.UserState{app: {
+		"custom_id:u1":  {Reviews: 1, Removed: true},
+		"install_id:u1": {Reviews: 1},
+	}}
+	if got := e.sim.State(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("state %+v", got)
+	}
+
+	code, obj := e.raw(t, "GET", "/1.0/"+app+"/gdpr/request/"+ref, rest, "")
+	wantObj := map[string]any{"request_id": ref, "request_date": "2026-11-23T06:00:00.000", "status": "done",
+		"request_type": "review", "trigger_type": "api", "id": map[string]any{"type": "custom_id", "value": "u1"},
+		"data_url": "https://gdpr-reports.vendorsim.invalid/" + ref + ".zip"}
+	if code != 200 || !reflect.DeepEqual(obj, wantObj) {
+		t.Fatalf("%d %v", code, obj)
+	}
+	req, _ := http.NewRequest("GET", e.srv.URL+"/1.0/"+app+"/gdpr/requests", nil)
+	req.Header.Set("X-Authorization", rest)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list []batch.StatusObject
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || len(list) != 3 || list[0].RequestID != ref || list[2].Status != "done" {
+		t.Fatalf("list %+v %v", list, err)
+	}
+}
+
+func TestMagicIDsAndExpiry(t *testing.T) {
+	e := setup(t, batch.SimOptions{RequestTTL: 20 * 24 * time.Hour})
+	fail := item("custom_id", "x-sim-fail", privsync.OpRemove)
+	expire := item("custom_id", "x-sim-expire", privsync.OpReview)
+	slow := item("advertising_id", "x-sim-slow", privsync.OpRemove)
+	plain := item("custom_id", "plain", privsync.OpRemove)
+	refs := map[string]string{}
+	for _, it := range []vendorapi.Item{fail, expire, slow, plain} {
+		refs[it.SubjectID] = e.submit(t, it)
+	}
+	if st := e.poll(t, refs["x-sim-expire"], expire); st.State != vendorapi.StatePending {
+		t.Fatalf("expire before done: %+v", st)
+	}
+	e.clock.Advance(delay)
+	if st := e.poll(t, refs["x-sim-fail"], fail); st.State != vendorapi.StateFailed || st.Detail != "user not found" {
+		t.Fatalf("fail: %+v", st)
+	}
+	if st := e.poll(t, refs["x-sim-expire"], expire); st.State != vendorapi.StateExpired {
+		t.Fatalf("expire: %+v", st)
+	}
+	if st := e.poll(t, refs["plain"], plain); st.State != vendorapi.StateDone {
+		t.Fatalf("plain: %+v", st)
+	}
+	e.clock.Advance(20 * 24 * time.Hour)
+	if st := e.poll(t, refs["plain"], plain); st.State != vendorapi.StateExpired {
+		t.Fatalf("plain after the TTL: %+v", st)
+	}
+	if st := e.poll(t, refs["x-sim-slow"], slow); st.State != vendorapi.StatePending {
+		t.Fatalf("slow requests never complete, nor expire: %+v", st)
+	}
+	if got := e.sim.State()[app]; got["custom_id:x-sim-fail"] != (batch.UserState{}) || !got["custom_id:plain"].Removed || got["advertising_id:x-sim-slow"].Removed {
+		t.Fatalf("state %+v", got)
+	}
+	e.sim.Reset()
+	if len(e.sim.State()) != 0 {
+		t.Fatal("state after reset")
+	}
+}
+
+// corrupt replaces every request body with broken JSON.
+type corrupt struct{}
+
+func (corrupt) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Body = io.NopCloser(bytes.NewReader([]byte(`{"request_type": "remove",`)))
+	r.ContentLength = -1
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+func TestEveryDocumentedError(t *testing.T) {
+	e := setup(t, batch.SimOptions{Options: simkit.Options{Seed: 3}})
+	faulty := setup(t, batch.SimOptions{Options: simkit.Options{Seed: 3, Faults: simkit.Faults{ErrorRate: 1}}})
+	ok := item("custom_id", "u", privsync.OpRemove)
+	for _, tc := range []struct {
+		name   string
+		client *batch.Client
+		it     vendorapi.Item
+		status int
+		code   string
+		action vendorapi.Action
+	}{
+		{"bad auth", newClient(t, batch.Config{BaseURL: e.srv.URL, RESTAPIKey: "wrong"}), ok, 401, "AUTHENTICATION_INVALID", vendorapi.StopVendor},
+		{"unknown route", newClient(t, batch.Config{BaseURL: e.srv.URL + "/v9"}), ok, 404, "ROUTE_NOT_FOUND", vendorapi.NotFound},
+		{"missing parameter", e.client, item("custom_id", "", privsync.OpRemove), 400, "MISSING_PARAMETER", vendorapi.Reject},
+		{"malformed parameter", e.client, item("email", "u", privsync.OpRemove), 400, "MALFORMED_PARAMETER", vendorapi.Reject},
+		{"malformed JSON", newClient(t, batch.Config{BaseURL: e.srv.URL, HTTPClient: &http.Client{Transport: corrupt{}}}), ok, 400, "MALFORMED_JSON_BODY", vendorapi.Reject},
+		{"server error", faulty.client, ok, 500, "SERVER_ERROR", vendorapi.Retry},
+		{"maintenance", faulty.client, ok, 503, "MAINTENANCE_ERROR", vendorapi.Retry},
+	} {
+		var ve *vendorapi.Error
+		// A fault is drawn per request: draw until the one wanted comes.
+		for range 20 {
+			_, err := tc.client.Submit(context.Background(), []vendorapi.Item{tc.it})
+			if !errors.As(err, &ve) {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if ve.StatusCode == tc.status {
+				break
+			}
+		}
+		if ve.StatusCode != tc.status || ve.Code != tc.code || ve.Action != tc.action || ve.Message == "" {
+			t.Errorf("%s: %+v", tc.name, ve)
+		}
+	}
+	if s := faulty.sim.Stats(); s.ByStatus["500"] == 0 || s.ByStatus["503"] == 0 || s.Requests != s.ByStatus["500"]+s.ByStatus["503"] {
+		t.Errorf("faulty stats %+v", s)
+	}
+	if len(e.sim.State()) != 0 {
+		t.Errorf("a refused request changed the state: %+v", e.sim.State())
+	}
+}
+
+func TestCreateRules(t *testing.T) {
+	e := setup(t, batch.SimOptions{})
+	path := "/1.0/" + app + "/gdpr/request"
+	for _, tc := range []struct {
+		name, auth, body string
+		status           int
+		code             float64
+	}{
+		{"no auth", "", `{}`, 401, 10},
+		{"not JSON", rest, `request_type=remove`, 400, 32},
+		{"JSON array", rest, `[]`, 400, 32},
+		{"no request_type", rest, `{"id": {"type": "custom_id", "value": "u"}}`, 400, 30},
+		{"no id", rest, `{"request_type": "review"}`, 400, 30},
+		{"no id.type", rest, `{"request_type": "review", "id": {"value": "u"}}`, 400, 30},
+		{"no id.value", rest, `{"request_type": "review", "id": {"type": "custom_id"}}`, 400, 30},
+		{"empty id.value", rest, `{"request_type": "review", "id": {"type": "custom_id", "value": ""}}`, 400, 30},
+		{"request_type number", rest, `{"request_type": 1, "id": {"type": "custom_id", "value": "u"}}`, 400, 31},
+		{"request_type unknown", rest, `{"request_type": "export", "id": {"type": "custom_id", "value": "u"}}`, 400, 31},
+		{"id not object", rest, `{"request_type": "review", "id": "u"}`, 400, 31},
+		{"id.type unknown", rest, `{"request_type": "review", "id": {"type": "email", "value": "u"}}`, 400, 31},
+		{"id.value number", rest, `{"request_type": "review", "id": {"type": "custom_id", "value": 7}}`, 400, 31},
+		{"http callback", rest, `{"request_type": "review", "callback_url": "http://x.example", "id": {"type": "custom_id", "value": "u"}}`, 400, 31},
+		{"valid with callback", rest, `{"request_type": "review", "callback_url": "https://x.example/cb", "id": {"type": "custom_id", "value": "u"}}`, 202, 0},
+		{"valid, unknown fields", rest, `{"request_type": "remove", "extra": true, "id": {"type": "install_id", "value": "u"}}`, 202, 0},
+	} {
+		code, body := e.raw(t, "POST", path, tc.auth, tc.body)
+		got, _ := body["code"].(float64)
+		if code != tc.status || got != tc.code || (code == 202) != (body["token"] != nil) {
+			t.Errorf("%s: %d %v", tc.name, code, body)
+		}
+	}
+	if code, body := e.raw(t, "GET", "/1.0/"+app+"/gdpr/request", rest, ""); code != 404 || body["error"] != "ROUTE_NOT_FOUND" {
+		t.Errorf("GET on the create route: %d %v", code, body)
+	}
+}
+
+func TestClientChecks(t *testing.T) {
+	for name, c := range map[string]batch.Config{
+		"no app key":    {RESTAPIKey: rest},
+		"no rest key":   {AppAPIKey: app},
+		"http callback": {AppAPIKey: app, RESTAPIKey: rest, CallbackURL: "http://x.example"},
+	} {
+		if _, err := batch.New(c); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+	e := setup(t, batch.SimOptions{})
+	if e.client.MaxItems() != 1 {
+		t.Fatal("MaxItems")
+	}
+	for name, items := range map[string][]vendorapi.Item{
+		"two":      {item("custom_id", "a", privsync.OpRemove), item("custom_id", "b", privsync.OpRemove)},
+		"restrict": {item("custom_id", "a", privsync.OpRestrict)},
+	} {
+		if _, err := e.client.Submit(context.Background(), items); vendorapi.ActionOf(err) != vendorapi.Reject {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+func TestRequestIDAndRetryAfterDate(t *testing.T) {
+	now := time.Now()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Authorization") == "slow-down" {
+			w.Header().Set("Retry-After", now.Add(time.Hour).UTC().Format(http.TimeFormat))
+			w.WriteHeader(429)
+			return
+		}
+		w.WriteHeader(202)
+		_, _ = w.Write([]byte(`{"request_id": "r-1"}`))
+	}))
+	defer srv.Close()
+	r, err := newClient(t, batch.Config{BaseURL: srv.URL}).Submit(context.Background(), []vendorapi.Item{item("custom_id", "u", privsync.OpRemove)})
+	if err != nil || r.Ref != "r-1" {
+		t.Fatalf("%+v %v", r, err)
+	}
+	_, err = newClient(t, batch.Config{BaseURL: srv.URL, RESTAPIKey: "slow-down"}).Submit(context.Background(), []vendorapi.Item{item("custom_id", "u", privsync.OpRemove)})
+	var ve *vendorapi.Error
+	if !errors.As(err, &ve) || ve.Action != vendorapi.Retry || ve.RetryAfter < 59*time.Minute || ve.RetryAfter > time.Hour {
+		t.Fatalf("%v", err)
+	}
+}
+
+func TestClientOverTLS(t *testing.T) {
+	srv := httptest.NewTLSServer(batch.NewSim(batch.SimOptions{}))
+	defer srv.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	c := newClient(t, batch.Config{BaseURL: srv.URL, HTTPClient: vendorapi.NewHTTPClient(vendorapi.HTTPOptions{RootCAs: pool})})
+	if _, err := c.Submit(context.Background(), []vendorapi.Item{item("custom_id", "u", privsync.OpReview)}); err != nil {
+		t.Fatal(err)
+	}
+}
