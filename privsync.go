@@ -191,6 +191,11 @@ type RowError struct {
 	Column string // canonical column name; empty when the row as a whole is at fault
 	Value  string
 	Reason string
+
+	// Vendor and SubjectID are the row's raw values of those columns (empty
+	// when absent), so the same bad row can be recognised on the next run.
+	Vendor    string
+	SubjectID string
 }
 
 func (e *RowError) Error() string {

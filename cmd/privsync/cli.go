@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/mattn/go-isatty"
+)
+
+// Exit codes, documented in the package comment and the README.
+const (
+	ExitOK       = 0
+	ExitFailure  = 1
+	ExitUsage    = 2
+	ExitPartial  = 3
+	exitHelpSeen = -1
+)
+
+// exitError carries an exit code with an error.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageErr is an error of the user's making: exit 2, nothing was sent.
+func usageErr(format string, args ...any) error {
+	return &exitError{ExitUsage, fmt.Errorf(format, args...)}
+}
+
+// withCode wraps err with an exit code (nil stays nil).
+func withCode(code int, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &exitError{code, err}
+}
+
+// Main is the program: its streams and environment, so tests can run it.
+type Main struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+	// Terminal reports whether stderr is a terminal (progress bars).
+	Terminal bool
+}
+
+// NewMain returns a Main wired to the process.
+func NewMain() *Main {
+	return &Main{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
+		Terminal: isatty.IsTerminal(os.Stderr.Fd())}
+}
+
+const usage = `privsync keeps vendors in line with your privacy decisions.
+
+Usage:
+  privsync plan   [flags] INPUT...     dry run: what would be sent, per vendor and operation
+  privsync run    [flags] INPUT...     resume leftovers, plan, execute, report
+  privsync status [flags]              runs and pending batches; --poll asks the vendors now
+  privsync report verify FILE          check a report's hash chain
+  privsync report export --run ID | --subject ID [--format csv|jsonl]
+
+INPUT is a .csv or .parquet file, a directory of them (read recursively), or
+- for CSV on standard input. Run 'privsync COMMAND --help' for its flags.
+
+Exit codes: 0 ok, 1 run-time failure, 2 bad usage/config/input (nothing sent),
+3 finished but some items failed, were rejected or are in conflict.
+`
+
+// Run runs one command.
+func (m *Main) Run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return usageErr("no command given")
+	}
+	cmd, rest := args[0], args[1:]
+	switch cmd {
+	case "plan":
+		return m.plan(ctx, rest)
+	case "run":
+		return m.run(ctx, rest)
+	case "status":
+		return m.status(ctx, rest)
+	case "report":
+		return m.report(ctx, rest)
+	case "-h", "--help", "help":
+		fmt.Fprint(m.Stdout, usage)
+		return nil
+	}
+	fmt.Fprint(m.Stderr, usage)
+	return usageErr("unknown command %q", cmd)
+}
+
+// Exit prints err (if any) and returns the exit code for it.
+func (m *Main) Exit(err error) int {
+	if err == nil {
+		return ExitOK
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return ExitOK
+	}
+	code := ExitFailure
+	var ee *exitError
+	if errors.As(err, &ee) {
+		code = ee.code
+	}
+	if code != ExitPartial || !strings.HasPrefix(err.Error(), "finished") {
+		fmt.Fprintf(m.Stderr, "privsync: %v\n", err)
+	} else {
+		fmt.Fprintf(m.Stderr, "privsync: %v\n", err)
+	}
+	return code
+}
+
+// flagSet returns a FlagSet whose -h prints a usage for the command.
+func (m *Main) flagSet(name, synopsis string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(m.Stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: privsync %s\n\nFlags:\n", synopsis)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+// parse parses flags, turning a parse failure into a usage error.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageErr("%v", err)
+	}
+	return nil
+}
+
+// logger builds the slog logger for a command.
+func (m *Main) logger(level string, quiet bool) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageErr("--log-level %q: use debug, info, warn or error", level)
+	}
+	if quiet && l < slog.LevelWarn {
+		l = slog.LevelWarn
+	}
+	return slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: l})), nil
+}

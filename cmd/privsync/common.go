@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/privsync/privsync/ingest"
+	"github.com/privsync/privsync/planner"
+	"github.com/schollz/progressbar/v3"
+)
+
+// common holds the flags every command that reads a config shares.
+type common struct {
+	config    string
+	ledger    string
+	reportDir string
+	logLevel  string
+	quiet     bool
+
+	cfg *Config
+	log *slog.Logger
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.config, "config", "privsync.toml", "configuration `file` (TOML)")
+	fs.StringVar(&c.ledger, "ledger", "", "ledger `file` (default: the config's ledger, else privsync.db)")
+	fs.StringVar(&c.reportDir, "report-dir", "", "`directory` for audit reports (default: the config's report_dir, else reports)")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log `level`: debug, info, warn or error (subject ids are logged at debug only)")
+	fs.BoolVar(&c.quiet, "quiet", false, "no progress bars, warnings and errors only")
+}
+
+// setup loads the config and the logger after flags are parsed.
+func (c *common) setup(m *Main) error {
+	var err error
+	if c.log, err = m.logger(c.logLevel, c.quiet); err != nil {
+		return err
+	}
+	if c.cfg, err = loadConfig(c.config, m.Getenv); err != nil {
+		return err
+	}
+	if c.ledger == "" {
+		c.ledger = c.cfg.Ledger
+	}
+	if c.ledger == "" {
+		c.ledger = "privsync.db"
+	}
+	if c.reportDir == "" {
+		c.reportDir = c.cfg.ReportDir
+	}
+	if c.reportDir == "" {
+		c.reportDir = "reports"
+	}
+	return nil
+}
+
+// planFlags are the flags of plan and run.
+type planFlags struct {
+	snapshot   bool
+	maxChanges int
+}
+
+func (p *planFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&p.snapshot, "snapshot", false, "the input is the whole truth: clear the restrictions of subjects it does not name")
+	fs.IntVar(&p.maxChanges, "max-changes", 0, "refuse a plan of more than `N` operations (guards against a broken export; 0 = no limit)")
+}
+
+func (c *common) plannerOptions(p planFlags, now time.Time) planner.Options {
+	limits := map[string]int{}
+	for name, v := range c.cfg.Vendors {
+		limits[name] = v.BatchSize
+	}
+	window := 14 * 24 * time.Hour
+	for _, v := range c.cfg.Vendors { // one sfmc account's period; per-vendor windows would need per-vendor rules
+		if v.kind() == "sfmc" {
+			window = time.Duration(v.SuppressionDay) * 24 * time.Hour
+		}
+	}
+	return planner.Options{Vendors: c.cfg.Kinds(), Limits: limits, Snapshot: p.snapshot,
+		Rules: planner.Rules{Now: now, SuppressionWindow: window}}
+}
+
+// source reads the inputs through ingest for the planner; it can read them
+// twice (standard input is kept in a temporary file for that).
+type source struct {
+	inputs   []string
+	opts     ingest.Options
+	stdin    string // temporary copy of standard input
+	files    []ingest.FileInfo
+	progress *progressbar.ProgressBar
+}
+
+func (m *Main) newSource(c *common, inputs []string) (*source, error) {
+	if len(inputs) == 0 {
+		return nil, usageErr("no INPUT given: name CSV or Parquet files, directories of them, or - for standard input")
+	}
+	files, err := ingest.Expand(inputs)
+	if err != nil {
+		return nil, withCode(ExitUsage, err)
+	}
+	s := &source{inputs: files, opts: ingest.Options{Vendors: c.cfg.Kinds(), Columns: c.cfg.Columns}}
+	var total int64
+	for _, f := range files {
+		if f == ingest.Stdin {
+			tmp, err := os.CreateTemp("", "privsync-stdin-*.csv")
+			if err != nil {
+				return nil, fmt.Errorf("keeping standard input: %w", err)
+			}
+			if _, err := io.Copy(tmp, m.Stdin); err != nil {
+				tmp.Close()
+				os.Remove(tmp.Name())
+				return nil, fmt.Errorf("reading standard input: %w", err)
+			}
+			tmp.Close()
+			s.stdin = tmp.Name()
+			continue
+		}
+		if st, err := os.Stat(f); err == nil {
+			total += st.Size()
+		}
+	}
+	if m.Terminal && !c.quiet && total > 0 {
+		s.progress = progressbar.NewOptions64(total, progressbar.OptionSetWriter(m.Stderr),
+			progressbar.OptionSetDescription("reading"), progressbar.OptionShowBytes(true),
+			progressbar.OptionThrottle(200*time.Millisecond), progressbar.OptionClearOnFinish())
+		s.opts.Progress = counter{s.progress}
+	}
+	opts, done, err := s.options()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if err := ingest.Check(context.Background(), s.inputs, opts); err != nil {
+		s.close()
+		return nil, inputErr(err)
+	}
+	return s, nil
+}
+
+type counter struct{ bar *progressbar.ProgressBar }
+
+func (c counter) Add(n int64) { c.bar.Add64(n) }
+
+// options returns the ingest options with standard input rewound.
+func (s *source) options() (ingest.Options, func(), error) {
+	o := s.opts
+	if s.stdin == "" {
+		return o, func() {}, nil
+	}
+	f, err := os.Open(s.stdin)
+	if err != nil {
+		return o, nil, fmt.Errorf("reading the copy of standard input: %w", err)
+	}
+	o.Stdin = f
+	return o, func() { f.Close() }, nil
+}
+
+func (s *source) Read(ctx context.Context, h planner.RowHandler) error {
+	opts, done, err := s.options()
+	if err != nil {
+		return err
+	}
+	defer done()
+	if s.progress != nil {
+		s.progress.Reset()
+	}
+	infos, err := ingest.Read(ctx, s.inputs, opts, h)
+	if err != nil {
+		return inputErr(err)
+	}
+	if s.files == nil {
+		s.files = infos
+		return nil
+	}
+	for i := range infos {
+		if i >= len(s.files) || infos[i].SHA256 != s.files[i].SHA256 {
+			return withCode(ExitUsage, fmt.Errorf("input %s changed while privsync read it: run again on a stable copy", infos[i].Path))
+		}
+	}
+	return nil
+}
+
+func (s *source) close() {
+	if s.progress != nil {
+		s.progress.Finish()
+	}
+	if s.stdin != "" {
+		os.Remove(s.stdin)
+	}
+}
+
+// inputErr gives an unreadable input exit code 2.
+func inputErr(err error) error {
+	var fe *ingest.FileError
+	if errors.As(err, &fe) {
+		return withCode(ExitUsage, err)
+	}
+	return err
+}

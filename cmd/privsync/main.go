@@ -1,0 +1,28 @@
+// Command privsync keeps third-party vendors in line with a company's
+// privacy decisions: it reads desired privacy states from CSV or Parquet,
+// diffs them against its SQLite ledger, sends only the real changes to each
+// vendor under its limits, and writes a tamper-evident audit report.
+//
+// Exit codes:
+//
+//	0  everything final and successful (or pending by design)
+//	1  a run-time failure (the ledger is in use, a vendor stopped, I/O)
+//	2  bad usage, configuration or unreadable input: nothing was sent
+//	3  finished, but some items failed, were rejected or are in conflict
+package main
+
+import (
+	"context"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := NewMain()
+	err := m.Run(ctx, os.Args[1:])
+	stop()
+	os.Exit(m.Exit(err))
+}

@@ -1,0 +1,7 @@
+package main
+
+import "context"
+
+func (m *Main) run(ctx context.Context, args []string) error    { return usageErr("run: not yet") }
+func (m *Main) status(ctx context.Context, args []string) error { return usageErr("status: not yet") }
+func (m *Main) report(ctx context.Context, args []string) error { return usageErr("report: not yet") }

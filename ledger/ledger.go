@@ -1,0 +1,210 @@
+// Package ledger is privsync's memory: a SQLite file (modernc.org/sqlite,
+// pure Go, WAL) holding what each vendor was told and confirmed about each
+// subject, the runs, their batches and items, and the append-only audit
+// events the report is written from. It is the only package that touches
+// SQLite. Every state change and its audit event commit together.
+//
+// The diff must scale to nightly exports of ten million subjects, so the
+// set of rows already dealt with is not a table to join against but a set
+// of 64-bit fingerprints stored as sorted blobs per bucket (fp_buckets),
+// loaded in one pass, plus a journal of changes (fp_delta) folded in by
+// Compact.
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// DB is an open ledger.
+type DB struct {
+	db   *sql.DB
+	path string
+	lock *os.File
+
+	// Now is the clock, injectable for tests.
+	Now func() time.Time
+
+	mu sync.Mutex // serialises writers that run several statements
+}
+
+// ErrLocked is returned by Open when another process holds the ledger.
+var ErrLocked = errors.New("ledger is in use by another privsync process")
+
+// Open opens (creating if needed) the ledger at path, takes its lock so no
+// other privsync process can use it at the same time, and brings its
+// schema up to date.
+func Open(ctx context.Context, path string) (*DB, error) {
+	lock, err := acquireLock(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	d, err := open(ctx, path, false)
+	if err != nil {
+		releaseLock(lock)
+		return nil, err
+	}
+	d.lock = lock
+	if err := d.migrate(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// OpenReadOnly opens an existing ledger for reading without taking its lock
+// (a dry run or a status query may look while a run works).
+func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("opening ledger: %w", err)
+	}
+	d, err := open(ctx, path, true)
+	if err != nil {
+		return nil, err
+	}
+	v, err := d.version(ctx)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	if v != len(migrationFiles()) {
+		d.Close()
+		return nil, fmt.Errorf("ledger %s has schema version %d, this privsync expects %d: run `privsync run` once to upgrade it", path, v, len(migrationFiles()))
+	}
+	return d, nil
+}
+
+func open(ctx context.Context, path string, readOnly bool) (*DB, error) {
+	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_txlock=immediate"
+	if readOnly {
+		dsn = "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=cache_size(-65536)"
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("opening ledger %s: %w", path, err)
+	}
+	// One connection: SQLite has one writer anyway, and it keeps every
+	// statement of a transaction on the connection that holds it.
+	db.SetMaxOpenConns(1)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening ledger %s: %w", path, err)
+	}
+	return &DB{db: db, path: path, Now: time.Now}, nil
+}
+
+// Close closes the ledger and releases its lock.
+func (d *DB) Close() error {
+	err := d.db.Close()
+	if d.lock != nil {
+		releaseLock(d.lock)
+		d.lock = nil
+	}
+	return err
+}
+
+// Path is the ledger file's path.
+func (d *DB) Path() string { return d.path }
+
+func migrationFiles() []string {
+	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	sort.Strings(names)
+	return names
+}
+
+func (d *DB) version(ctx context.Context) (int, error) {
+	var v int
+	if err := d.db.QueryRowContext(ctx, `PRAGMA user_version`).Scan(&v); err != nil {
+		return 0, fmt.Errorf("reading ledger schema version: %w", err)
+	}
+	return v, nil
+}
+
+// migrate applies the embedded migrations the ledger has not seen, each in
+// its own transaction, numbered by PRAGMA user_version.
+func (d *DB) migrate(ctx context.Context) error {
+	v, err := d.version(ctx)
+	if err != nil {
+		return err
+	}
+	files := migrationFiles()
+	if v > len(files) {
+		return fmt.Errorf("ledger %s has schema version %d, newer than this privsync (%d): use a newer privsync", d.path, v, len(files))
+	}
+	for i := v; i < len(files); i++ {
+		body, err := migrations.ReadFile(files[i])
+		if err != nil {
+			return fmt.Errorf("reading migration %s: %w", files[i], err)
+		}
+		tx, err := d.db.BeginTx(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("migrating ledger: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("applying migration %s: %w", path.Base(files[i]), err)
+		}
+		if _, err := tx.ExecContext(ctx, `PRAGMA user_version = `+strconv.Itoa(i+1)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("applying migration %s: %w", path.Base(files[i]), err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("applying migration %s: %w", path.Base(files[i]), err)
+		}
+	}
+	return nil
+}
+
+// inTx runs fn in one write transaction.
+func (d *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	tx, err := d.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+func nanos(t time.Time) any {
+	if t.IsZero() {
+		return nil
+	}
+	return t.UnixNano()
+}
+
+func fromNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// lockHolder reads who holds a lock file, for the error message.
+func lockHolder(f *os.File) string {
+	b := make([]byte, 256)
+	n, _ := f.ReadAt(b, 0)
+	return strings.TrimSpace(string(b[:n]))
+}

@@ -1,0 +1,258 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/privsync/privsync"
+	"github.com/privsync/privsync/planner"
+)
+
+// Run is one `privsync run` as the ledger remembers it.
+type Run struct {
+	ID        string
+	StartedAt time.Time
+	State     string // planning, running, finished
+	Mode      string
+	InputKey  string
+	Stats     json.RawMessage
+}
+
+// Run states.
+const (
+	RunPlanning = "planning"
+	RunRunning  = "running"
+	RunFinished = "finished"
+)
+
+// UnfinishedRun returns the latest run that did not finish (it was killed
+// or stopped), or nil.
+func (d *DB) UnfinishedRun(ctx context.Context) (*Run, error) {
+	row := d.db.QueryRowContext(ctx, `SELECT id, started_at, state, mode, input_key, stats FROM runs
+		WHERE state <> 'finished' ORDER BY started_at DESC, id DESC LIMIT 1`)
+	r, err := scanRun(row)
+	if err == sql.ErrNoRows {
+		return nil, nil
+	}
+	return r, err
+}
+
+// Runs lists the latest runs, newest first.
+func (d *DB) Runs(ctx context.Context, limit int) ([]*Run, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT id, started_at, state, mode, input_key, stats FROM runs
+		ORDER BY started_at DESC, id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing runs: %w", err)
+	}
+	defer rows.Close()
+	var out []*Run
+	for rows.Next() {
+		r, err := scanRun(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+func scanRun(sc interface{ Scan(...any) error }) (*Run, error) {
+	var r Run
+	var started, stats string
+	if err := sc.Scan(&r.ID, &started, &r.State, &r.Mode, &r.InputKey, &stats); err != nil {
+		return nil, err
+	}
+	r.StartedAt, _ = time.Parse(time.RFC3339Nano, started)
+	r.Stats = json.RawMessage(stats)
+	return &r, nil
+}
+
+// StartRun records a new run in the planning state.
+func (d *DB) StartRun(ctx context.Context, r *Run, inputs any) error {
+	in, err := json.Marshal(inputs)
+	if err != nil {
+		return fmt.Errorf("recording run inputs: %w", err)
+	}
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO runs(id, started_at, state, mode, input_key, inputs) VALUES (?, ?, ?, ?, ?, ?)`,
+			r.ID, r.StartedAt.UTC().Format(time.RFC3339Nano), RunPlanning, r.Mode, r.InputKey, string(in))
+		if err != nil {
+			return fmt.Errorf("recording run %s: %w", r.ID, err)
+		}
+		return nil
+	})
+}
+
+// SetRunState moves a run to state, recording stats when given.
+func (d *DB) SetRunState(ctx context.Context, id, state string, stats any) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		if stats != nil {
+			b, err := json.Marshal(stats)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE runs SET stats = ? WHERE id = ?`, string(b), id); err != nil {
+				return err
+			}
+		}
+		var finished any
+		if state == RunFinished {
+			finished = rfc3339(d.Now())
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE runs SET state = ?, finished_at = COALESCE(?, finished_at) WHERE id = ?`, state, finished, id)
+		return err
+	})
+}
+
+// RunInputs returns the JSON inputs recorded for a run.
+func (d *DB) RunInputs(ctx context.Context, id string) (json.RawMessage, error) {
+	var s string
+	err := d.db.QueryRowContext(ctx, `SELECT inputs FROM runs WHERE id = ?`, id).Scan(&s)
+	return json.RawMessage(s), err
+}
+
+// WritePlan runs plan inside one transaction, handing it a ledger view and
+// a sink that both go through that transaction, and marks the run running
+// when it commits: either the whole plan is in the ledger, or none of it.
+func (d *DB) WritePlan(ctx context.Context, runID string, plan func(planner.Ledger, planner.Sink) error) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		w, err := newPlanWriter(ctx, d, tx, runID)
+		if err != nil {
+			return err
+		}
+		defer w.close()
+		if err := plan(reader{tx}, w); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE runs SET state = ? WHERE id = ?`, RunRunning, runID)
+		return err
+	})
+}
+
+type planWriter struct {
+	d       *DB
+	tx      *sql.Tx
+	runID   string
+	now     string
+	seq     int64
+	batches map[int]int64 // plan-local batch id -> ledger id
+
+	insBatch, insItem, insEvent, upSubject, delta *sql.Stmt
+}
+
+var _ planner.Sink = (*planWriter)(nil)
+
+func newPlanWriter(ctx context.Context, d *DB, tx *sql.Tx, runID string) (*planWriter, error) {
+	w := &planWriter{d: d, tx: tx, runID: runID, now: rfc3339(d.Now()), batches: map[int]int64{}}
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(run_seq), 0) FROM events WHERE run_id = ?`, runID).Scan(&w.seq); err != nil {
+		return nil, fmt.Errorf("reading the run's last event: %w", err)
+	}
+	var err error
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var s *sql.Stmt
+		s, err = tx.PrepareContext(ctx, q)
+		return s
+	}
+	w.insBatch = prep(`INSERT INTO batches(run_id, vendor, operation, state, after_batch, updated_at) VALUES (?, ?, ?, ?, ?, ?)`)
+	w.insItem = prep(`INSERT INTO items(batch_id, run_id, vendor, id_type, subject_id, operation, restrictions, access_request, fp, last) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	w.insEvent = prep(insertEventSQL)
+	w.upSubject = prep(`INSERT INTO subjects(vendor, id_type, subject_id, updated_at, access_request, in_flight, settled) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (vendor, id_type, subject_id) DO UPDATE SET updated_at = excluded.updated_at,
+		access_request = CASE WHEN excluded.access_request <> '' THEN excluded.access_request ELSE access_request END,
+		in_flight = excluded.in_flight, settled = excluded.settled`)
+	w.delta = prep(`INSERT OR REPLACE INTO fp_delta(fp, present) VALUES (?, ?)`)
+	if err != nil {
+		return nil, fmt.Errorf("preparing the plan's statements: %w", err)
+	}
+	return w, nil
+}
+
+func (w *planWriter) close() {
+	for _, s := range []*sql.Stmt{w.insBatch, w.insItem, w.insEvent, w.upSubject, w.delta} {
+		if s != nil {
+			s.Close()
+		}
+	}
+}
+
+func (w *planWriter) Batch(ctx context.Context, b *planner.Batch) error {
+	state, after := "planned", any(nil)
+	if b.After != 0 {
+		state, after = "waiting", w.batches[b.After]
+	}
+	res, err := w.insBatch.ExecContext(ctx, w.runID, b.Vendor, string(b.Op), state, after, w.d.Now().UnixNano())
+	if err != nil {
+		return fmt.Errorf("recording a batch: %w", err)
+	}
+	id, _ := res.LastInsertId()
+	w.batches[b.ID] = id
+	return nil
+}
+
+func (w *planWriter) event(ctx context.Context, e *Event) error {
+	w.seq++
+	e.RunID, e.Seq, e.RecordedAt = w.runID, w.seq, w.now
+	_, err := w.insEvent.ExecContext(ctx, e.args()...)
+	return err
+}
+
+func (w *planWriter) Reject(ctx context.Context, re *privsync.RowError, fp uint64) error {
+	if err := w.event(ctx, &Event{Vendor: re.Vendor, SubjectID: re.SubjectID, Outcome: string(privsync.OutcomeRejected), Detail: re.Error()}); err != nil {
+		return fmt.Errorf("recording a rejected row: %w", err)
+	}
+	_, err := w.delta.ExecContext(ctx, int64(fp), 1)
+	return err
+}
+
+func (w *planWriter) Entry(ctx context.Context, e *planner.Entry) error {
+	where := ""
+	if e.File != "" {
+		where = fmt.Sprintf("%s row %d: ", e.File, e.Line)
+	}
+	for _, n := range e.Decision.Notes {
+		ev := &Event{Vendor: e.Key.Vendor, SubjectID: e.Key.SubjectID, IDType: e.Key.IDType,
+			Operation: string(n.Operation), Outcome: string(n.Outcome), Detail: where + n.Detail}
+		if err := w.event(ctx, ev); err != nil {
+			return fmt.Errorf("recording an outcome: %w", err)
+		}
+	}
+	if e.Prior.Settled != 0 && e.Prior.Settled != e.FP {
+		if _, err := w.delta.ExecContext(ctx, int64(e.Prior.Settled), 0); err != nil {
+			return err
+		}
+	}
+	var inFlight, settled int64
+	if len(e.Decision.Ops) > 0 {
+		inFlight = int64(e.FP)
+	} else {
+		settled = int64(e.FP)
+		if _, err := w.delta.ExecContext(ctx, settled, 1); err != nil {
+			return err
+		}
+	}
+	access := ""
+	if len(e.Decision.Ops) == 0 {
+		access = e.AccessRequest // nothing to send for it: remember it was answered
+	}
+	if _, err := w.upSubject.ExecContext(ctx, e.Key.Vendor, e.Key.IDType, e.Key.SubjectID, nanos(e.UpdatedAt), access, inFlight, settled); err != nil {
+		return fmt.Errorf("recording subject %s: %w", e.Key.SubjectID, err)
+	}
+	for i, op := range e.Decision.Ops {
+		last := i == len(e.Decision.Ops)-1
+		ar := ""
+		if op.Op == privsync.OpReview {
+			ar = e.AccessRequest
+		}
+		if _, err := w.insItem.ExecContext(ctx, w.batches[e.Batches[i]], w.runID, e.Key.Vendor, e.Key.IDType, e.Key.SubjectID,
+			string(op.Op), int(op.Restrictions), ar, int64(e.FP), last); err != nil {
+			return fmt.Errorf("recording an item: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,217 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/privsync/privsync"
+	"github.com/privsync/privsync/planner"
+)
+
+// querier is what reads need: the database, or the transaction that holds
+// the only connection while a plan is written.
+type querier interface {
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
+// reader answers the planner's questions through a querier.
+type reader struct{ q querier }
+
+var _ planner.Ledger = reader{}
+
+// Reader returns the planner's view of the ledger (for a dry run).
+func (d *DB) Reader() planner.Ledger { return reader{d.db} }
+
+// Settled loads the settled fingerprints: the buckets, then the journal.
+func (r reader) Settled(ctx context.Context) (*planner.FPSet, error) {
+	set := planner.NewFPSet()
+	rows, err := r.q.QueryContext(ctx, `SELECT bucket, fps FROM fp_buckets`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b int
+		var blob []byte
+		if err := rows.Scan(&b, &blob); err != nil {
+			return nil, err
+		}
+		fps := make([]uint64, len(blob)/8)
+		for i := range fps {
+			fps[i] = binary.LittleEndian.Uint64(blob[i*8:])
+		}
+		set.SetBucket(b, fps)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	add, remove, err := r.delta(ctx)
+	if err != nil {
+		return nil, err
+	}
+	set.Apply(add, remove)
+	return set, nil
+}
+
+func (r reader) delta(ctx context.Context) (add, remove []uint64, err error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT fp, present FROM fp_delta`)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var fp int64
+		var present bool
+		if err := rows.Scan(&fp, &present); err != nil {
+			return nil, nil, err
+		}
+		if present {
+			add = append(add, uint64(fp))
+		} else {
+			remove = append(remove, uint64(fp))
+		}
+	}
+	return add, remove, rows.Err()
+}
+
+// Compact folds the fingerprint journal into the buckets, rewriting only
+// the buckets it changes.
+func (d *DB) Compact(ctx context.Context) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		r := reader{tx}
+		add, remove, err := r.delta(ctx)
+		if err != nil || len(add)+len(remove) == 0 {
+			return err
+		}
+		touched := map[int]bool{}
+		for _, fp := range append(slices.Clone(add), remove...) {
+			touched[planner.Bucket(fp)] = true
+		}
+		set := planner.NewFPSet()
+		for b := range touched {
+			var blob []byte
+			err := tx.QueryRowContext(ctx, `SELECT fps FROM fp_buckets WHERE bucket = ?`, b).Scan(&blob)
+			if err != nil && err != sql.ErrNoRows {
+				return err
+			}
+			fps := make([]uint64, len(blob)/8)
+			for i := range fps {
+				fps[i] = binary.LittleEndian.Uint64(blob[i*8:])
+			}
+			set.SetBucket(b, fps)
+		}
+		for _, b := range set.Apply(add, remove) {
+			fps := set.BucketOf(b)
+			if len(fps) == 0 {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM fp_buckets WHERE bucket = ?`, b); err != nil {
+					return err
+				}
+				continue
+			}
+			blob := make([]byte, 8*len(fps))
+			for i, fp := range fps {
+				binary.LittleEndian.PutUint64(blob[i*8:], fp)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO fp_buckets(bucket, fps) VALUES (?, ?)`, b, blob); err != nil {
+				return err
+			}
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM fp_delta`)
+		return err
+	})
+}
+
+const subjectCols = `vendor, id_type, subject_id, restrictions, erasure, erased_at, updated_at, access_request, in_flight, settled, retry_at`
+
+func scanSubject(sc interface{ Scan(...any) error }) (privsync.Key, planner.State, error) {
+	var k privsync.Key
+	var st planner.State
+	var erasedAt, updatedAt, retryAt sql.NullInt64
+	var inFlight, settled int64
+	err := sc.Scan(&k.Vendor, &k.IDType, &k.SubjectID, &st.Restrictions, &st.Erasure, &erasedAt, &updatedAt,
+		&st.AccessRequest, &inFlight, &settled, &retryAt)
+	st.Known = true
+	st.ErasedAt, st.UpdatedAt, st.RetryAt = fromNanos(erasedAt), fromNanos(updatedAt), fromNanos(retryAt)
+	st.InFlight, st.Settled = uint64(inFlight), uint64(settled)
+	return k, st, err
+}
+
+// lookupBatch is how many keys one query asks for (SQLite allows 32,766
+// parameters; three per key).
+const lookupBatch = 300
+
+// Lookup returns each key's state, in the order given; keys the ledger has
+// never seen get the zero State.
+func (r reader) Lookup(ctx context.Context, keys []privsync.Key) ([]planner.State, error) {
+	out := make([]planner.State, len(keys))
+	index := make(map[privsync.Key]int, len(keys))
+	for i, k := range keys {
+		index[k] = i
+	}
+	args := make([]any, 0, 3*lookupBatch)
+	for start := 0; start < len(keys); start += lookupBatch {
+		part := keys[start:min(start+lookupBatch, len(keys))]
+		args = args[:0]
+		for _, k := range part {
+			args = append(args, k.Vendor, k.IDType, k.SubjectID)
+		}
+		q := `SELECT ` + subjectCols + ` FROM subjects WHERE (vendor, id_type, subject_id) IN (VALUES ` +
+			strings.TrimSuffix(strings.Repeat("(?,?,?),", len(part)), ",") + `)`
+		rows, err := r.q.QueryContext(ctx, q, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			k, st, err := scanSubject(rows)
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			if i, ok := index[k]; ok {
+				out[i] = st
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Restricted calls fn for every subject of the vendors holding restrictions.
+func (r reader) Restricted(ctx context.Context, vendors []string, fn func(privsync.Key, planner.State) error) error {
+	for _, v := range vendors {
+		// Collect first: fn may write through the same connection.
+		var keys []privsync.Key
+		var states []planner.State
+		rows, err := r.q.QueryContext(ctx, `SELECT `+subjectCols+` FROM subjects WHERE vendor = ? AND restrictions <> 0`, v)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			k, st, err := scanSubject(rows)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			keys, states = append(keys, k), append(states, st)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("listing restricted subjects of %s: %w", v, err)
+		}
+		for i := range keys {
+			if err := fn(keys[i], states[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

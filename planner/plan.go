@@ -1,0 +1,502 @@
+package planner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/privsync/privsync"
+)
+
+// RowHandler receives the rows of a Source.
+type RowHandler interface {
+	Row(r *privsync.Row) error // r may be reused after Row returns
+	Reject(e *privsync.RowError) error
+}
+
+// Source streams the input. Every call to Read yields the same rows in the
+// same order: the planner reads a second time only when the rows it must
+// look at more closely do not fit in memory.
+type Source interface {
+	Read(ctx context.Context, h RowHandler) error
+}
+
+// Ledger is what the planner reads of the ledger.
+type Ledger interface {
+	// Settled returns the fingerprints of every row fully dealt with.
+	Settled(ctx context.Context) (*FPSet, error)
+	// Lookup returns the state of each key, in the order given.
+	Lookup(ctx context.Context, keys []privsync.Key) ([]State, error)
+	// Restricted calls fn for every subject of the named vendors that holds
+	// restrictions (for snapshot mode).
+	Restricted(ctx context.Context, vendors []string, fn func(privsync.Key, State) error) error
+}
+
+// Sink receives the plan as it is decided. A dry run counts; a run writes
+// everything into the ledger in one transaction.
+type Sink interface {
+	// Batch announces a new batch, before the first entry placed in it.
+	Batch(ctx context.Context, b *Batch) error
+	// Entry is one subject's decision (only Send and Settle verdicts, and
+	// the notes that come with them, reach the sink).
+	Entry(ctx context.Context, e *Entry) error
+	// Reject records an invalid row; fp recognises it on later runs.
+	Reject(ctx context.Context, e *privsync.RowError, fp uint64) error
+}
+
+// Entry is one subject's decision, with what the ledger needs to record it.
+type Entry struct {
+	Key           privsync.Key
+	File          string // where the row came from ("" for a snapshot clear)
+	Line          int64
+	FP            uint64    // the row's fingerprint (0 for a snapshot clear)
+	UpdatedAt     time.Time // the row's effective updated_at
+	AccessRequest string
+	Prior         State
+	Decision      Decision
+	Batches       []int // the batch of each of Decision.Ops
+}
+
+// Options tune a plan.
+type Options struct {
+	Vendors  map[string]privsync.Kind
+	Limits   map[string]int // per vendor: most items per request
+	Rules    Rules
+	Snapshot bool
+	// MaxCandidates bounds how many rows are held in memory for a closer
+	// look; beyond it the input is read a second time. 0 means 1,000,000.
+	MaxCandidates int
+	// LookupChunk is how many subjects are looked up in the ledger at once.
+	LookupChunk int
+}
+
+// Stats counts what a plan found, in the shape `plan --format json` prints.
+type Stats struct {
+	Operations map[string]map[privsync.Operation]int `json:"operations"`
+	Outcomes   struct {
+		Unsupported int `json:"unsupported"`
+		Conflict    int `json:"conflict"`
+		Rejected    int `json:"rejected"`
+		Stale       int `json:"stale"`
+	} `json:"outcomes"`
+	Unchanged  int   `json:"unchanged"`
+	Waiting    int   `json:"waiting"`
+	Superseded int   `json:"superseded"`
+	Rows       int64 `json:"rows"`
+	// Passes is how many times the input was read (1, or 2 for inputs whose
+	// changes did not fit in memory or that hold duplicate subjects).
+	Passes int `json:"-"`
+}
+
+// Changes is the number of operations the plan sends.
+func (s *Stats) Changes() int {
+	n := 0
+	for _, ops := range s.Operations {
+		for _, c := range ops {
+			n += c
+		}
+	}
+	return n
+}
+
+// ref is what the first pass keeps of every valid row: enough to resolve
+// duplicates without holding the rows.
+type ref struct {
+	fp   uint64
+	ts   int64 // effective updated_at, unix nanoseconds
+	line int64
+	file int32
+}
+
+type candidate struct {
+	row privsync.Row
+	ord uint32
+}
+
+type planner struct {
+	opts  Options
+	led   Ledger
+	sink  Sink
+	set   *FPSet
+	stats Stats
+
+	files []string
+	refs  []ref
+	seen  map[uint64]uint32   // key hash -> ordinal of its first row
+	dups  map[uint64][]uint32 // key hash -> ordinals of every row, for keys seen twice
+	skip  map[uint32]bool     // ordinals that lose to a later row or conflict
+
+	cands    []candidate
+	overflow bool
+	batcher  *batcher
+}
+
+// Plan reads the input once (twice when it must), diffs it against the
+// ledger and hands every decision to the sink. It returns the counts.
+func Plan(ctx context.Context, src Source, led Ledger, sink Sink, opts Options) (*Stats, error) {
+	if opts.MaxCandidates <= 0 {
+		opts.MaxCandidates = 1_000_000
+	}
+	if opts.LookupChunk <= 0 {
+		opts.LookupChunk = 50_000
+	}
+	p := &planner{opts: opts, led: led, sink: sink,
+		seen: map[uint64]uint32{}, dups: map[uint64][]uint32{}, skip: map[uint32]bool{}}
+	p.stats.Operations = map[string]map[privsync.Operation]int{}
+	p.batcher = newBatcher(sink, opts.Limits)
+	set, err := led.Settled(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading settled rows from the ledger: %w", err)
+	}
+	p.set = set
+	p.stats.Passes = 1
+	if err := src.Read(ctx, &firstPass{p: p, ctx: ctx}); err != nil {
+		return nil, err
+	}
+	if err := p.resolveDuplicates(ctx); err != nil {
+		return nil, err
+	}
+	if p.overflow {
+		p.stats.Passes = 2
+		held := uint32(0)
+		if n := len(p.cands); n > 0 {
+			held = p.cands[n-1].ord + 1
+		}
+		if err := src.Read(ctx, &secondPass{p: p, ctx: ctx, held: held}); err != nil {
+			return nil, fmt.Errorf("reading the input a second time: %w", err)
+		}
+	}
+	if err := p.flushCandidates(ctx); err != nil {
+		return nil, err
+	}
+	if opts.Snapshot {
+		if err := p.snapshot(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return &p.stats, nil
+}
+
+type firstPass struct {
+	p   *planner
+	ctx context.Context
+}
+
+func (f *firstPass) Reject(e *privsync.RowError) error {
+	f.p.stats.Rows++
+	return f.p.reject(f.ctx, e)
+}
+
+func (f *firstPass) Row(r *privsync.Row) error {
+	p := f.p
+	p.stats.Rows++
+	ord := uint32(len(p.refs))
+	fp := Fingerprint(r)
+	fi := p.fileIndex(r.File)
+	p.refs = append(p.refs, ref{fp: fp, ts: effectiveTime(r, p.opts.Rules).UnixNano(), line: r.Line, file: fi})
+	kh := KeyHash(r.Key)
+	if first, ok := p.seen[kh]; ok {
+		if len(p.dups[kh]) == 0 {
+			p.dups[kh] = append(p.dups[kh], first)
+		}
+		p.dups[kh] = append(p.dups[kh], ord)
+	} else {
+		p.seen[kh] = ord
+	}
+	if p.set.Has(fp) {
+		return nil
+	}
+	if len(p.cands) >= p.opts.MaxCandidates {
+		p.overflow = true
+		return nil
+	}
+	c := candidate{row: *r, ord: ord}
+	c.row.File = p.files[fi]
+	c.row.SubjectID = clone(r.SubjectID)
+	c.row.AccessRequest = clone(r.AccessRequest)
+	c.row.Vendor = clone(r.Vendor)
+	c.row.IDType = clone(r.IDType)
+	p.cands = append(p.cands, c)
+	return nil
+}
+
+// clone copies a string that may share memory with a reused buffer.
+func clone(s string) string { return string([]byte(s)) }
+
+func (p *planner) fileIndex(name string) int32 {
+	if n := len(p.files); n > 0 && p.files[n-1] == name {
+		return int32(n - 1)
+	}
+	if i := slices.Index(p.files, name); i >= 0 {
+		return int32(i)
+	}
+	p.files = append(p.files, name)
+	return int32(len(p.files) - 1)
+}
+
+func (p *planner) reject(ctx context.Context, e *privsync.RowError) error {
+	fp := RejectFingerprint(e)
+	if p.set.Has(fp) {
+		return nil // reported on an earlier run
+	}
+	p.stats.Outcomes.Rejected++
+	return p.sink.Reject(ctx, e, fp)
+}
+
+// resolveDuplicates settles every subject named by more than one row: the
+// row with the latest updated_at wins; rows tied at the latest time that
+// ask for different things cannot be ordered and are rejected.
+func (p *planner) resolveDuplicates(ctx context.Context) error {
+	keys := make([]uint64, 0, len(p.dups))
+	for kh := range p.dups {
+		keys = append(keys, kh)
+	}
+	slices.Sort(keys) // deterministic report order
+	for _, kh := range keys {
+		ords := p.dups[kh]
+		var latest int64
+		for _, o := range ords {
+			latest = max(latest, p.refs[o].ts)
+		}
+		var top []uint32
+		for _, o := range ords {
+			if p.refs[o].ts == latest {
+				top = append(top, o)
+			} else {
+				p.skip[o] = true
+				p.stats.Superseded++
+			}
+		}
+		winner := top[len(top)-1]
+		conflicting := false
+		for _, o := range top {
+			if p.refs[o].fp != p.refs[winner].fp {
+				conflicting = true
+			}
+		}
+		if !conflicting { // identical duplicates: keep the last, drop the rest
+			for _, o := range top[:len(top)-1] {
+				p.skip[o] = true
+				p.stats.Superseded++
+			}
+			continue
+		}
+		lines := make([]string, len(top))
+		for i, o := range top {
+			lines[i] = fmt.Sprintf("%s row %d", p.files[p.refs[o].file], p.refs[o].line)
+		}
+		for _, o := range top {
+			p.skip[o] = true
+			r := p.refs[o]
+			e := &privsync.RowError{File: p.files[r.file], Line: r.line, Column: "updated_at",
+				Reason: fmt.Sprintf("conflicting rows for the same subject (%s) and no later updated_at to choose between them", joinLines(lines))}
+			if c := p.candidateByOrd(o); c != nil {
+				e.Vendor, e.SubjectID = c.row.Vendor, c.row.SubjectID
+			}
+			if err := p.reject(ctx, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func joinLines(ls []string) string {
+	if len(ls) > 4 {
+		ls = append(ls[:4:4], fmt.Sprintf("and %d more", len(ls)-4))
+	}
+	s := ""
+	for i, l := range ls {
+		if i > 0 {
+			s += ", "
+		}
+		s += l
+	}
+	return s
+}
+
+func (p *planner) candidateByOrd(o uint32) *candidate {
+	i, ok := slices.BinarySearchFunc(p.cands, o, func(c candidate, o uint32) int { return int(c.ord) - int(o) })
+	if !ok {
+		return nil
+	}
+	return &p.cands[i]
+}
+
+type secondPass struct {
+	p    *planner
+	ctx  context.Context
+	ord  uint32
+	held uint32 // ordinals below it were held from the first pass
+}
+
+func (s *secondPass) Reject(*privsync.RowError) error { return nil }
+
+func (s *secondPass) Row(r *privsync.Row) error {
+	p := s.p
+	ord := s.ord
+	s.ord++
+	if int(ord) >= len(p.refs) || p.refs[ord].fp != Fingerprint(r) {
+		return errors.New("the input changed while it was being read; run again on a stable copy")
+	}
+	if ord < s.held {
+		return nil // already held from the first pass
+	}
+	if p.skip[ord] || p.set.Has(p.refs[ord].fp) {
+		return nil
+	}
+	c := candidate{row: *r, ord: ord}
+	c.row.SubjectID = clone(r.SubjectID)
+	c.row.AccessRequest = clone(r.AccessRequest)
+	c.row.Vendor = clone(r.Vendor)
+	c.row.IDType = clone(r.IDType)
+	c.row.File = clone(r.File)
+	p.cands = append(p.cands, c)
+	if len(p.cands) >= p.opts.LookupChunk {
+		return p.decideChunk(s.ctx, p.cands)
+	}
+	return nil
+}
+
+func (p *planner) flushCandidates(ctx context.Context) error {
+	for len(p.cands) > 0 {
+		n := min(len(p.cands), p.opts.LookupChunk)
+		if err := p.decideChunk(ctx, p.cands[:n]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// decideChunk looks up the subjects of chunk, decides each row and hands
+// the decisions to the sink; it removes chunk from p.cands.
+func (p *planner) decideChunk(ctx context.Context, chunk []candidate) error {
+	live := chunk[:0:0]
+	for i := range chunk {
+		if !p.skip[chunk[i].ord] {
+			live = append(live, chunk[i])
+		}
+	}
+	keys := make([]privsync.Key, len(live))
+	for i := range live {
+		keys[i] = live[i].row.Key
+	}
+	states, err := p.led.Lookup(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("looking up subjects in the ledger: %w", err)
+	}
+	for i := range live {
+		c := &live[i]
+		fp := p.refs[c.ord].fp
+		kind := p.opts.Vendors[c.row.Vendor]
+		d := Decide(kind, &c.row, states[i], fp, p.opts.Rules)
+		e := &Entry{Key: c.row.Key, File: c.row.File, Line: c.row.Line, FP: fp,
+			UpdatedAt: time.Unix(0, p.refs[c.ord].ts).UTC(), AccessRequest: c.row.AccessRequest,
+			Prior: states[i], Decision: d}
+		if err := p.emit(ctx, e); err != nil {
+			return err
+		}
+	}
+	p.cands = p.cands[len(chunk):]
+	if len(p.cands) == 0 {
+		p.cands = nil
+	}
+	return nil
+}
+
+func (p *planner) emit(ctx context.Context, e *Entry) error {
+	switch e.Decision.Verdict {
+	case Unchanged:
+		p.stats.Unchanged++
+		return nil
+	case Stale:
+		p.stats.Outcomes.Stale++
+		return nil
+	case Waiting:
+		p.stats.Waiting++
+		return nil
+	}
+	for _, n := range e.Decision.Notes {
+		switch n.Outcome {
+		case privsync.OutcomeUnsupported:
+			p.stats.Outcomes.Unsupported++
+		case privsync.OutcomeConflict:
+			p.stats.Outcomes.Conflict++
+		}
+	}
+	if len(e.Decision.Ops) > 0 {
+		ops := p.stats.Operations[e.Key.Vendor]
+		if ops == nil {
+			ops = map[privsync.Operation]int{}
+			p.stats.Operations[e.Key.Vendor] = ops
+		}
+		e.Batches = make([]int, len(e.Decision.Ops))
+		after := 0
+		for i, op := range e.Decision.Ops {
+			ops[op.Op]++
+			b, err := p.batcher.place(ctx, e.Key.Vendor, op.Op, after)
+			if err != nil {
+				return err
+			}
+			e.Batches[i] = b
+			after = b
+		}
+	} else if len(e.Decision.Notes) == 0 {
+		p.stats.Unchanged++ // a new row that asks for nothing the vendor lacks
+	}
+	return p.sink.Entry(ctx, e)
+}
+
+// snapshot clears the restrictions of every subject the ledger holds with
+// restrictions that the input does not name.
+func (p *planner) snapshot(ctx context.Context) error {
+	var vendors []string
+	for v, k := range p.opts.Vendors {
+		if k == privsync.KindSFMC {
+			vendors = append(vendors, v)
+		}
+	}
+	slices.Sort(vendors)
+	return p.led.Restricted(ctx, vendors, func(k privsync.Key, st State) error {
+		if _, ok := p.seen[KeyHash(k)]; ok {
+			return nil
+		}
+		d := DecideAbsent(st)
+		if d.Verdict != Send {
+			return nil
+		}
+		// Absence is a row asking for nothing: its fingerprint settles it.
+		return p.emit(ctx, &Entry{Key: k, FP: Fingerprint(&privsync.Row{Key: k}), UpdatedAt: p.opts.Rules.Now, Prior: st, Decision: d})
+	})
+}
+
+// Empty is the ledger of a first run: it holds nothing.
+type Empty struct{}
+
+// Settled implements Ledger.
+func (Empty) Settled(context.Context) (*FPSet, error) { return NewFPSet(), nil }
+
+// Lookup implements Ledger.
+func (Empty) Lookup(_ context.Context, keys []privsync.Key) ([]State, error) {
+	return make([]State, len(keys)), nil
+}
+
+// Restricted implements Ledger.
+func (Empty) Restricted(context.Context, []string, func(privsync.Key, State) error) error { return nil }
+
+// Discard is the sink of a dry run: the plan is only counted.
+type Discard struct{}
+
+// Batch implements Sink.
+func (Discard) Batch(context.Context, *Batch) error { return nil }
+
+// Entry implements Sink.
+func (Discard) Entry(context.Context, *Entry) error { return nil }
+
+// Reject implements Sink.
+func (Discard) Reject(context.Context, *privsync.RowError, uint64) error { return nil }
+
+// Operation is privsync.Operation, for callers that print plans.
+type Operation = privsync.Operation
