@@ -4,4 +4,3 @@ import "context"
 
 func (m *Main) run(ctx context.Context, args []string) error    { return usageErr("run: not yet") }
 func (m *Main) status(ctx context.Context, args []string) error { return usageErr("status: not yet") }
-func (m *Main) report(ctx context.Context, args []string) error { return usageErr("report: not yet") }
