@@ -3,7 +3,6 @@ package batch_test
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"github.com/privsync/privsync/executor/batch"
 	"github.com/privsync/privsync/executor/vendorapi"
 	"github.com/privsync/privsync/executor/vendorapi/simkit"
+	"github.com/privsync/privsync/executor/vendorapi/simkit/simtest"
 )
 
 var _ executor.Connector = (*batch.Client)(nil)
@@ -29,22 +29,16 @@ const (
 	delay = 10 * time.Second
 )
 
-type env struct {
-	clock  *simkit.ManualClock
-	sim    *batch.Sim
-	srv    *httptest.Server
-	client *batch.Client
-}
+type env = simtest.Env[*batch.Sim, *batch.Client]
 
 func setup(t *testing.T, o batch.SimOptions) *env {
 	t.Helper()
-	e := &env{clock: simkit.NewManualClock(time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC))}
-	o.Now, o.AsyncDelay, o.RESTKey = e.clock.Now, delay, rest
-	e.sim = batch.NewSim(o)
-	e.srv = httptest.NewServer(e.sim)
-	t.Cleanup(e.srv.Close)
-	e.client = newClient(t, batch.Config{BaseURL: e.srv.URL})
-	return e
+	return simtest.Start(t, func(now func() time.Time) *batch.Sim {
+		o.Now, o.AsyncDelay, o.RESTKey = now, delay, rest
+		return batch.NewSim(o)
+	}, func(url string) (*batch.Client, error) {
+		return batch.New(batch.Config{BaseURL: url, AppAPIKey: app, RESTAPIKey: rest})
+	})
 }
 
 func newClient(t *testing.T, c batch.Config) *batch.Client {
@@ -66,21 +60,18 @@ func item(idType, id string, op privsync.Operation) vendorapi.Item {
 	return vendorapi.Item{IDType: idType, SubjectID: id, Op: op}
 }
 
-func (e *env) submit(t *testing.T, it vendorapi.Item) string {
+func submit(t *testing.T, e *env, it vendorapi.Item) string {
 	t.Helper()
-	r, err := e.client.Submit(context.Background(), []vendorapi.Item{it})
-	if err != nil {
-		t.Fatal(err)
-	}
+	r := e.Submit(t, it)
 	if r.Ref == "" || r.Final {
 		t.Fatalf("receipt %+v", r)
 	}
 	return r.Ref
 }
 
-func (e *env) poll(t *testing.T, ref string, it vendorapi.Item) vendorapi.ItemStatus {
+func poll(t *testing.T, e *env, ref string, it vendorapi.Item) vendorapi.ItemStatus {
 	t.Helper()
-	st, err := e.client.Poll(context.Background(), ref, []vendorapi.Item{it})
+	st, err := e.Client.Poll(context.Background(), ref, []vendorapi.Item{it})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,64 +81,55 @@ func (e *env) poll(t *testing.T, ref string, it vendorapi.Item) vendorapi.ItemSt
 	return st[0]
 }
 
-func (e *env) raw(t *testing.T, method, path, auth, body string) (int, map[string]any) {
+func raw(t *testing.T, e *env, method, path, auth, body string) (int, map[string]any) {
 	t.Helper()
-	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
-	if auth != "" {
-		req.Header.Set("X-Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	code, b := e.Raw(t, method, path, http.Header{"X-Authorization": {auth}}, body)
 	var out map[string]any
-	b, _ := io.ReadAll(resp.Body)
 	_ = json.Unmarshal(b, &out)
-	return resp.StatusCode, out
+	return code, out
 }
 
 func TestReviewWhilePendingThenDone(t *testing.T) {
 	e := setup(t, batch.SimOptions{})
 	review := item("custom_id", "u1", privsync.OpReview)
-	ref := e.submit(t, review)
-	if st := e.poll(t, ref, review); st.State != vendorapi.StatePending {
+	ref := submit(t, e, review)
+	if st := poll(t, e, ref, review); st.State != vendorapi.StatePending {
 		t.Fatalf("%+v", st)
 	}
-	_, err := e.client.Submit(context.Background(), []vendorapi.Item{item("custom_id", "u1", privsync.OpRemove)})
+	_, err := e.Client.Submit(context.Background(), []vendorapi.Item{item("custom_id", "u1", privsync.OpRemove)})
 	var ve *vendorapi.Error
 	if !errors.As(err, &ve) || ve.StatusCode != 409 || ve.Action != vendorapi.RetryLater {
 		t.Fatalf("second request while pending: %v", err)
 	}
 	// Another user, or the same value under another id type, is not blocked.
-	e.submit(t, item("install_id", "u1", privsync.OpReview))
-	e.clock.Advance(delay)
-	st := e.poll(t, ref, review)
+	submit(t, e, item("install_id", "u1", privsync.OpReview))
+	e.Clock.Advance(delay)
+	st := poll(t, e, ref, review)
 	if st.State != vendorapi.StateDone || !strings.HasPrefix(st.DataURL, "https://") || st.Detail != "" {
 		t.Fatalf("%+v", st)
 	}
 	remove := item("custom_id", "u1", privsync.OpRemove)
-	ref2 := e.submit(t, remove)
-	e.clock.Advance(delay)
-	if st := e.poll(t, ref2, remove); st.State != vendorapi.StateDone || st.DataURL != "" {
+	ref2 := submit(t, e, remove)
+	e.Clock.Advance(delay)
+	if st := poll(t, e, ref2, remove); st.State != vendorapi.StateDone || st.DataURL != "" {
 		t.Fatalf("%+v", st)
 	}
 	want := map[string]map[string]batch.UserState{app: {
 		"custom_id:u1":  {Reviews: 1, Removed: true},
 		"install_id:u1": {Reviews: 1},
 	}}
-	if got := e.sim.State(); !reflect.DeepEqual(got, want) {
+	if got := e.Sim.State(); !reflect.DeepEqual(got, want) {
 		t.Fatalf("state %+v", got)
 	}
 
-	code, obj := e.raw(t, "GET", "/1.0/"+app+"/gdpr/request/"+ref, rest, "")
+	code, obj := raw(t, e, "GET", "/1.0/"+app+"/gdpr/request/"+ref, rest, "")
 	wantObj := map[string]any{"request_id": ref, "request_date": "2026-11-23T06:00:00.000", "status": "done",
 		"request_type": "review", "trigger_type": "api", "id": map[string]any{"type": "custom_id", "value": "u1"},
 		"data_url": "https://gdpr-reports.vendorsim.invalid/" + ref + ".zip"}
 	if code != 200 || !reflect.DeepEqual(obj, wantObj) {
 		t.Fatalf("%d %v", code, obj)
 	}
-	req, _ := http.NewRequest("GET", e.srv.URL+"/1.0/"+app+"/gdpr/requests", nil)
+	req, _ := http.NewRequest("GET", e.Srv.URL+"/1.0/"+app+"/gdpr/requests", nil)
 	req.Header.Set("X-Authorization", rest)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -168,33 +150,33 @@ func TestMagicIDsAndExpiry(t *testing.T) {
 	plain := item("custom_id", "plain", privsync.OpRemove)
 	refs := map[string]string{}
 	for _, it := range []vendorapi.Item{fail, expire, slow, plain} {
-		refs[it.SubjectID] = e.submit(t, it)
+		refs[it.SubjectID] = submit(t, e, it)
 	}
-	if st := e.poll(t, refs["x-sim-expire"], expire); st.State != vendorapi.StatePending {
+	if st := poll(t, e, refs["x-sim-expire"], expire); st.State != vendorapi.StatePending {
 		t.Fatalf("expire before done: %+v", st)
 	}
-	e.clock.Advance(delay)
-	if st := e.poll(t, refs["x-sim-fail"], fail); st.State != vendorapi.StateFailed || st.Detail != "user not found" {
+	e.Clock.Advance(delay)
+	if st := poll(t, e, refs["x-sim-fail"], fail); st.State != vendorapi.StateFailed || st.Detail != "user not found" {
 		t.Fatalf("fail: %+v", st)
 	}
-	if st := e.poll(t, refs["x-sim-expire"], expire); st.State != vendorapi.StateExpired {
+	if st := poll(t, e, refs["x-sim-expire"], expire); st.State != vendorapi.StateExpired {
 		t.Fatalf("expire: %+v", st)
 	}
-	if st := e.poll(t, refs["plain"], plain); st.State != vendorapi.StateDone {
+	if st := poll(t, e, refs["plain"], plain); st.State != vendorapi.StateDone {
 		t.Fatalf("plain: %+v", st)
 	}
-	e.clock.Advance(20 * 24 * time.Hour)
-	if st := e.poll(t, refs["plain"], plain); st.State != vendorapi.StateExpired {
+	e.Clock.Advance(20 * 24 * time.Hour)
+	if st := poll(t, e, refs["plain"], plain); st.State != vendorapi.StateExpired {
 		t.Fatalf("plain after the TTL: %+v", st)
 	}
-	if st := e.poll(t, refs["x-sim-slow"], slow); st.State != vendorapi.StatePending {
+	if st := poll(t, e, refs["x-sim-slow"], slow); st.State != vendorapi.StatePending {
 		t.Fatalf("slow requests never complete, nor expire: %+v", st)
 	}
-	if got := e.sim.State()[app]; got["custom_id:x-sim-fail"] != (batch.UserState{}) || !got["custom_id:plain"].Removed || got["advertising_id:x-sim-slow"].Removed {
+	if got := e.Sim.State()[app]; got["custom_id:x-sim-fail"] != (batch.UserState{}) || !got["custom_id:plain"].Removed || got["advertising_id:x-sim-slow"].Removed {
 		t.Fatalf("state %+v", got)
 	}
-	e.sim.Reset()
-	if len(e.sim.State()) != 0 {
+	e.Sim.Reset()
+	if len(e.Sim.State()) != 0 {
 		t.Fatal("state after reset")
 	}
 }
@@ -221,13 +203,13 @@ func TestEveryDocumentedError(t *testing.T) {
 		code   string
 		action vendorapi.Action
 	}{
-		{"bad auth", newClient(t, batch.Config{BaseURL: e.srv.URL, RESTAPIKey: "wrong"}), ok, 401, "AUTHENTICATION_INVALID", vendorapi.StopVendor},
-		{"unknown route", newClient(t, batch.Config{BaseURL: e.srv.URL + "/v9"}), ok, 404, "ROUTE_NOT_FOUND", vendorapi.NotFound},
-		{"missing parameter", e.client, item("custom_id", "", privsync.OpRemove), 400, "MISSING_PARAMETER", vendorapi.Reject},
-		{"malformed parameter", e.client, item("email", "u", privsync.OpRemove), 400, "MALFORMED_PARAMETER", vendorapi.Reject},
-		{"malformed JSON", newClient(t, batch.Config{BaseURL: e.srv.URL, HTTPClient: &http.Client{Transport: corrupt{}}}), ok, 400, "MALFORMED_JSON_BODY", vendorapi.Reject},
-		{"server error", faulty.client, ok, 500, "SERVER_ERROR", vendorapi.Retry},
-		{"maintenance", faulty.client, ok, 503, "MAINTENANCE_ERROR", vendorapi.Retry},
+		{"bad auth", newClient(t, batch.Config{BaseURL: e.Srv.URL, RESTAPIKey: "wrong"}), ok, 401, "AUTHENTICATION_INVALID", vendorapi.StopVendor},
+		{"unknown route", newClient(t, batch.Config{BaseURL: e.Srv.URL + "/v9"}), ok, 404, "ROUTE_NOT_FOUND", vendorapi.NotFound},
+		{"missing parameter", e.Client, item("custom_id", "", privsync.OpRemove), 400, "MISSING_PARAMETER", vendorapi.Reject},
+		{"malformed parameter", e.Client, item("email", "u", privsync.OpRemove), 400, "MALFORMED_PARAMETER", vendorapi.Reject},
+		{"malformed JSON", newClient(t, batch.Config{BaseURL: e.Srv.URL, HTTPClient: &http.Client{Transport: corrupt{}}}), ok, 400, "MALFORMED_JSON_BODY", vendorapi.Reject},
+		{"server error", faulty.Client, ok, 500, "SERVER_ERROR", vendorapi.Retry},
+		{"maintenance", faulty.Client, ok, 503, "MAINTENANCE_ERROR", vendorapi.Retry},
 	} {
 		var ve *vendorapi.Error
 		// A fault is drawn per request: draw until the one wanted comes.
@@ -244,11 +226,11 @@ func TestEveryDocumentedError(t *testing.T) {
 			t.Errorf("%s: %+v", tc.name, ve)
 		}
 	}
-	if s := faulty.sim.Stats(); s.ByStatus["500"] == 0 || s.ByStatus["503"] == 0 || s.Requests != s.ByStatus["500"]+s.ByStatus["503"] {
+	if s := faulty.Sim.Stats(); s.ByStatus["500"] == 0 || s.ByStatus["503"] == 0 || s.Requests != s.ByStatus["500"]+s.ByStatus["503"] {
 		t.Errorf("faulty stats %+v", s)
 	}
-	if len(e.sim.State()) != 0 {
-		t.Errorf("a refused request changed the state: %+v", e.sim.State())
+	if len(e.Sim.State()) != 0 {
+		t.Errorf("a refused request changed the state: %+v", e.Sim.State())
 	}
 }
 
@@ -277,13 +259,13 @@ func TestCreateRules(t *testing.T) {
 		{"valid with callback", rest, `{"request_type": "review", "callback_url": "https://x.example/cb", "id": {"type": "custom_id", "value": "u"}}`, 202, 0},
 		{"valid, unknown fields", rest, `{"request_type": "remove", "extra": true, "id": {"type": "install_id", "value": "u"}}`, 202, 0},
 	} {
-		code, body := e.raw(t, "POST", path, tc.auth, tc.body)
+		code, body := raw(t, e, "POST", path, tc.auth, tc.body)
 		got, _ := body["code"].(float64)
 		if code != tc.status || got != tc.code || (code == 202) != (body["token"] != nil) {
 			t.Errorf("%s: %d %v", tc.name, code, body)
 		}
 	}
-	if code, body := e.raw(t, "GET", "/1.0/"+app+"/gdpr/request", rest, ""); code != 404 || body["error"] != "ROUTE_NOT_FOUND" {
+	if code, body := raw(t, e, "GET", "/1.0/"+app+"/gdpr/request", rest, ""); code != 404 || body["error"] != "ROUTE_NOT_FOUND" {
 		t.Errorf("GET on the create route: %d %v", code, body)
 	}
 }
@@ -299,14 +281,14 @@ func TestClientChecks(t *testing.T) {
 		}
 	}
 	e := setup(t, batch.SimOptions{})
-	if e.client.MaxItems() != 1 {
+	if e.Client.MaxItems() != 1 {
 		t.Fatal("MaxItems")
 	}
 	for name, items := range map[string][]vendorapi.Item{
 		"two":      {item("custom_id", "a", privsync.OpRemove), item("custom_id", "b", privsync.OpRemove)},
 		"restrict": {item("custom_id", "a", privsync.OpRestrict)},
 	} {
-		if _, err := e.client.Submit(context.Background(), items); vendorapi.ActionOf(err) != vendorapi.Reject {
+		if _, err := e.Client.Submit(context.Background(), items); vendorapi.ActionOf(err) != vendorapi.Reject {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
@@ -336,11 +318,8 @@ func TestRequestIDAndRetryAfterDate(t *testing.T) {
 }
 
 func TestClientOverTLS(t *testing.T) {
-	srv := httptest.NewTLSServer(batch.NewSim(batch.SimOptions{}))
-	defer srv.Close()
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	c := newClient(t, batch.Config{BaseURL: srv.URL, HTTPClient: vendorapi.NewHTTPClient(vendorapi.HTTPOptions{RootCAs: pool})})
+	url, hc := simtest.TLS(t, batch.NewSim(batch.SimOptions{}))
+	c := newClient(t, batch.Config{BaseURL: url, HTTPClient: hc})
 	if _, err := c.Submit(context.Background(), []vendorapi.Item{item("custom_id", "u", privsync.OpReview)}); err != nil {
 		t.Fatal(err)
 	}

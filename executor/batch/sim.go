@@ -109,18 +109,14 @@ func NewSim(o SimOptions) *Sim {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		errRoute.write(w, "no route "+r.Method+" "+r.URL.Path)
 	})
-	s.Base = simkit.NewBase("batch", o.Options, writeError, s.auth(mux))
+	s.Base = simkit.NewBase("batch", o.Options, writeError, simkit.RequireAuth(s.authorized, func(w http.ResponseWriter) {
+		errAuth.write(w, "invalid or missing X-Authorization REST API key")
+	}, mux))
 	return s
 }
 
-func (s *Sim) auth(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !simkit.SecretOK(r.Header.Get("X-Authorization"), s.restKey) {
-			errAuth.write(w, "invalid or missing X-Authorization REST API key")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+func (s *Sim) authorized(r *http.Request) bool {
+	return simkit.SecretOK(r.Header.Get("X-Authorization"), s.restKey)
 }
 
 // Reset forgets every app and zeroes the counters.

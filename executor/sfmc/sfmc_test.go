@@ -3,7 +3,6 @@ package sfmc_test
 import (
 	"bytes"
 	"context"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"io"
@@ -19,6 +18,7 @@ import (
 	"github.com/privsync/privsync/executor/sfmc"
 	"github.com/privsync/privsync/executor/vendorapi"
 	"github.com/privsync/privsync/executor/vendorapi/simkit"
+	"github.com/privsync/privsync/executor/vendorapi/simkit/simtest"
 )
 
 var _ executor.Connector = (*sfmc.Client)(nil)
@@ -29,22 +29,16 @@ const (
 	delay = 5 * time.Second
 )
 
-type env struct {
-	clock  *simkit.ManualClock
-	sim    *sfmc.Sim
-	srv    *httptest.Server
-	client *sfmc.Client
-}
+type env = simtest.Env[*sfmc.Sim, *sfmc.Client]
 
 func setup(t *testing.T, o sfmc.SimOptions) *env {
 	t.Helper()
-	e := &env{clock: simkit.NewManualClock(time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC))}
-	o.Now, o.AsyncDelay, o.APIKey = e.clock.Now, delay, key
-	e.sim = sfmc.NewSim(o)
-	e.srv = httptest.NewServer(e.sim)
-	t.Cleanup(e.srv.Close)
-	e.client = newClient(t, e.srv.URL, key, nil)
-	return e
+	return simtest.Start(t, func(now func() time.Time) *sfmc.Sim {
+		o.Now, o.AsyncDelay, o.APIKey = now, delay, key
+		return sfmc.NewSim(o)
+	}, func(url string) (*sfmc.Client, error) {
+		return sfmc.New(sfmc.Config{BaseURL: url, CustomerMID: mid, APIKey: key})
+	})
 }
 
 func newClient(t *testing.T, url, apiKey string, hc *http.Client) *sfmc.Client {
@@ -90,53 +84,7 @@ var seedItems = []vendorapi.Item{
 	op("hashed-id-10", privsync.OpRTBFSuppress),
 }
 
-func states(st []vendorapi.ItemStatus) map[string]string {
-	out := map[string]string{}
-	for _, s := range st {
-		out[s.SubjectID] = s.State.String()
-		if s.Detail != "" {
-			out[s.SubjectID] += ": " + s.Detail
-		}
-	}
-	return out
-}
-
-func (e *env) poll(t *testing.T, ref string, items ...vendorapi.Item) map[string]string {
-	t.Helper()
-	st, err := e.client.Poll(context.Background(), ref, items)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return states(st)
-}
-
-func (e *env) submit(t *testing.T, items ...vendorapi.Item) string {
-	t.Helper()
-	r, err := e.client.Submit(context.Background(), items)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.Ref == "" || r.Final {
-		t.Fatalf("receipt %+v", r)
-	}
-	return r.Ref
-}
-
-// raw sends a request without the client, for what the client never sends.
-func (e *env) raw(t *testing.T, method, path, auth, body string) (int, []byte) {
-	t.Helper()
-	req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
-	if auth != "" {
-		req.Header.Set("Authorization", auth)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
-}
+func bearer(token string) http.Header { return http.Header{"Authorization": {token}} }
 
 type statusRow struct {
 	ProfileID     string `json:"profile_id"`
@@ -148,9 +96,9 @@ type statusRow struct {
 	BatchID       string `json:"batch_id"`
 }
 
-func (e *env) rows(t *testing.T, ref string) []statusRow {
+func statusRows(e *env, t *testing.T, ref string) []statusRow {
 	t.Helper()
-	code, b := e.raw(t, "GET", "/api/v2/organization/"+mid+"/privacy/"+ref, "Bearer "+key, "")
+	code, b := e.Raw(t, "GET", "/api/v2/organization/"+mid+"/privacy/"+ref, bearer("Bearer "+key), "")
 	if code != 200 {
 		t.Fatalf("status %d: %s", code, b)
 	}
@@ -168,11 +116,15 @@ func TestSeedExample(t *testing.T) {
 	spy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sent, _ = io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(sent))
-		e.sim.ServeHTTP(w, r)
+		e.Sim.ServeHTTP(w, r)
 	}))
 	defer spy.Close()
-	e.client = newClient(t, spy.URL, key, nil)
-	ref := e.submit(t, seedItems...)
+	e.Client = newClient(t, spy.URL, key, nil)
+	receipt := e.Submit(t, seedItems...)
+	ref := receipt.Ref
+	if ref == "" || receipt.Final {
+		t.Fatalf("receipt %+v", receipt)
+	}
 	var got, want any
 	_ = json.Unmarshal(sent, &got)
 	_ = json.Unmarshal([]byte(seedBody), &want)
@@ -194,7 +146,7 @@ func TestSeedExample(t *testing.T) {
 	check := func(status string, completed bool) {
 		t.Helper()
 		actions := map[string][]string{}
-		for _, r := range e.rows(t, ref) {
+		for _, r := range statusRows(e, t, ref) {
 			actions[r.ProfileID] = append(actions[r.ProfileID], r.Action)
 			if r.Status != status || r.Source != "api" || r.BatchID != ref || r.DateInitiated != "2026-11-23 06:00:00 UTC" || (r.DateCompleted != nil) != completed {
 				t.Errorf("row %+v", r)
@@ -208,7 +160,7 @@ func TestSeedExample(t *testing.T) {
 		}
 	}
 	check("initiated", false)
-	pending := e.poll(t, ref, seedItems...)
+	pending := e.Poll(t, ref, seedItems...)
 	for id, s := range pending {
 		if want := "pending"; id == "hashed-id-08" {
 			if s != "done" {
@@ -218,14 +170,14 @@ func TestSeedExample(t *testing.T) {
 			t.Errorf("%s is %s", id, s)
 		}
 	}
-	e.clock.Advance(delay)
+	e.Clock.Advance(delay)
 	check("success", true)
-	for id, s := range e.poll(t, ref, seedItems...) {
+	for id, s := range e.Poll(t, ref, seedItems...) {
 		if s != "done" {
 			t.Errorf("%s is %s", id, s)
 		}
 	}
-	st := e.sim.State()[mid]
+	st := e.Sim.State()[mid]
 	for id, want := range map[string]sfmc.ProfileState{
 		"hashed-id-01": {Restrictions: []string{"do_not_track"}, Erasure: "none"},
 		"hashed-id-07": {Restrictions: []string{"do_not_track", "do_not_profile", "do_not_process"}, Erasure: "none"},
@@ -239,54 +191,54 @@ func TestSeedExample(t *testing.T) {
 	if _, ok := st["hashed-id-08"]; ok {
 		t.Error("a profile that never changed is in the state")
 	}
-	e.clock.Advance(sfmc.DefaultSuppressionWindow)
-	if got := e.sim.State()[mid]["hashed-id-10"].Erasure; got != "deleted" {
+	e.Clock.Advance(sfmc.DefaultSuppressionWindow)
+	if got := e.Sim.State()[mid]["hashed-id-10"].Erasure; got != "deleted" {
 		t.Errorf("after the window hashed-id-10 is %s", got)
 	}
 }
 
 func TestDeclarativeArrays(t *testing.T) {
 	e := setup(t, sfmc.SimOptions{})
-	e.submit(t, restrict("p", privsync.DoNotTrack|privsync.DoNotProfile))
-	ref := e.submit(t, restrict("p", privsync.DoNotProfile|privsync.DoNotProcess))
+	e.Submit(t, restrict("p", privsync.DoNotTrack|privsync.DoNotProfile))
+	ref := e.Submit(t, restrict("p", privsync.DoNotProfile|privsync.DoNotProcess)).Ref
 	var actions []string
-	for _, r := range e.rows(t, ref) {
+	for _, r := range statusRows(e, t, ref) {
 		actions = append(actions, r.Action)
 	}
 	if !reflect.DeepEqual(actions, []string{"remove_do_not_track", "add_do_not_process"}) {
 		t.Fatalf("actions %v", actions)
 	}
 	// Declaring what the vendor was already told changes nothing: no row, done.
-	again := e.submit(t, restrict("p", privsync.DoNotProfile|privsync.DoNotProcess))
-	if rows := e.rows(t, again); len(rows) != 0 {
+	again := e.Submit(t, restrict("p", privsync.DoNotProfile|privsync.DoNotProcess)).Ref
+	if rows := statusRows(e, t, again); len(rows) != 0 {
 		t.Fatalf("rows %v", rows)
 	}
-	if got := e.poll(t, again, restrict("p", 0)); got["p"] != "done" {
+	if got := e.Poll(t, again, restrict("p", 0)); got["p"] != "done" {
 		t.Fatal(got)
 	}
-	e.clock.Advance(delay)
-	ref = e.submit(t, restrict("p", 0))
-	e.clock.Advance(delay)
-	if got := e.poll(t, ref, restrict("p", 0)); got["p"] != "done" {
+	e.Clock.Advance(delay)
+	ref = e.Submit(t, restrict("p", 0)).Ref
+	e.Clock.Advance(delay)
+	if got := e.Poll(t, ref, restrict("p", 0)); got["p"] != "done" {
 		t.Fatal(got)
 	}
-	if st := e.sim.State()[mid]["p"]; len(st.Restrictions) != 0 || st.Erasure != "none" {
+	if st := e.Sim.State()[mid]["p"]; len(st.Restrictions) != 0 || st.Erasure != "none" {
 		t.Fatalf("%+v", st)
 	}
 }
 
 func TestSuppressCancelDelete(t *testing.T) {
 	e := setup(t, sfmc.SimOptions{SuppressionWindow: 3 * 24 * time.Hour})
-	erasure := func() string { return e.sim.State()[mid]["p"].Erasure }
+	erasure := func() string { return e.Sim.State()[mid]["p"].Erasure }
 
 	// A suppression cancelled before it took effect: its row is cancelled.
-	first := e.submit(t, op("p", privsync.OpRTBFSuppress))
-	cancel := e.submit(t, op("p", privsync.OpRemoveRTBFSuppress))
-	e.clock.Advance(delay)
-	if got := e.poll(t, first, op("p", privsync.OpRTBFSuppress)); got["p"] != "failed: rtbf_suppress cancelled" {
+	first := e.Submit(t, op("p", privsync.OpRTBFSuppress)).Ref
+	cancel := e.Submit(t, op("p", privsync.OpRemoveRTBFSuppress)).Ref
+	e.Clock.Advance(delay)
+	if got := e.Poll(t, first, op("p", privsync.OpRTBFSuppress)); got["p"] != "failed: rtbf_suppress cancelled" {
 		t.Fatalf("first suppression: %v", got)
 	}
-	if got := e.poll(t, cancel, op("p", privsync.OpRemoveRTBFSuppress)); got["p"] != "done" {
+	if got := e.Poll(t, cancel, op("p", privsync.OpRemoveRTBFSuppress)); got["p"] != "done" {
 		t.Fatalf("cancel: %v", got)
 	}
 	if erasure() != "none" {
@@ -294,43 +246,43 @@ func TestSuppressCancelDelete(t *testing.T) {
 	}
 
 	// Suppressed, then cancelled inside the window.
-	e.submit(t, op("p", privsync.OpRTBFSuppress))
-	e.clock.Advance(delay)
+	e.Submit(t, op("p", privsync.OpRTBFSuppress))
+	e.Clock.Advance(delay)
 	if erasure() != "suppressed" {
 		t.Fatal(erasure())
 	}
-	e.clock.Advance(24 * time.Hour)
-	ref := e.submit(t, op("p", privsync.OpRemoveRTBFSuppress))
-	e.clock.Advance(delay)
-	if got := e.poll(t, ref, op("p", privsync.OpRemoveRTBFSuppress)); got["p"] != "done" || erasure() != "none" {
+	e.Clock.Advance(24 * time.Hour)
+	ref := e.Submit(t, op("p", privsync.OpRemoveRTBFSuppress)).Ref
+	e.Clock.Advance(delay)
+	if got := e.Poll(t, ref, op("p", privsync.OpRemoveRTBFSuppress)); got["p"] != "done" || erasure() != "none" {
 		t.Fatalf("%v, %s", got, erasure())
 	}
 	// Cancelling what is not suppressed needs no change.
-	if rows := e.rows(t, e.submit(t, op("p", privsync.OpRemoveRTBFSuppress))); len(rows) != 0 {
+	if rows := statusRows(e, t, e.Submit(t, op("p", privsync.OpRemoveRTBFSuppress)).Ref); len(rows) != 0 {
 		t.Fatalf("rows %v", rows)
 	}
 
 	// Suppressed again, and the window runs out: deleted, for good.
-	e.submit(t, op("p", privsync.OpRTBFSuppress))
-	e.clock.Advance(delay + 3*24*time.Hour - time.Second)
+	e.Submit(t, op("p", privsync.OpRTBFSuppress))
+	e.Clock.Advance(delay + 3*24*time.Hour - time.Second)
 	if erasure() != "suppressed" {
 		t.Fatal(erasure())
 	}
-	e.clock.Advance(time.Second)
+	e.Clock.Advance(time.Second)
 	if erasure() != "deleted" {
 		t.Fatal(erasure())
 	}
-	late := e.submit(t, op("p", privsync.OpRemoveRTBFSuppress))
-	track := e.submit(t, restrict("p", privsync.DoNotTrack))
-	e.clock.Advance(delay)
-	if got := e.poll(t, late, op("p", privsync.OpRemoveRTBFSuppress)); got["p"] != "failed: remove_rtbf_suppress failed" {
+	late := e.Submit(t, op("p", privsync.OpRemoveRTBFSuppress)).Ref
+	track := e.Submit(t, restrict("p", privsync.DoNotTrack)).Ref
+	e.Clock.Advance(delay)
+	if got := e.Poll(t, late, op("p", privsync.OpRemoveRTBFSuppress)); got["p"] != "failed: remove_rtbf_suppress failed" {
 		t.Fatalf("late cancel: %v", got)
 	}
-	if got := e.poll(t, track, op("p", privsync.OpRemoveRTBFSuppress)); got["p"] != "failed: add_do_not_track failed" {
+	if got := e.Poll(t, track, op("p", privsync.OpRemoveRTBFSuppress)); got["p"] != "failed: add_do_not_track failed" {
 		t.Fatalf("restrict a deleted profile: %v", got)
 	}
 	// A repeated erasure is harmless: nothing to do.
-	if rows := e.rows(t, e.submit(t, op("p", privsync.OpRTBFDelete))); len(rows) != 0 {
+	if rows := statusRows(e, t, e.Submit(t, op("p", privsync.OpRTBFDelete)).Ref); len(rows) != 0 {
 		t.Fatalf("rows %v", rows)
 	}
 }
@@ -338,20 +290,20 @@ func TestSuppressCancelDelete(t *testing.T) {
 func TestMagicIDs(t *testing.T) {
 	e := setup(t, sfmc.SimOptions{})
 	items := []vendorapi.Item{restrict("ok", privsync.DoNotTrack), restrict("x-sim-fail", privsync.DoNotTrack|privsync.DoNotProfile), op("y-sim-slow", privsync.OpRTBFDelete)}
-	ref := e.submit(t, items...)
-	e.clock.Advance(365 * 24 * time.Hour)
+	ref := e.Submit(t, items...).Ref
+	e.Clock.Advance(365 * 24 * time.Hour)
 	want := map[string]string{"ok": "done", "x-sim-fail": "failed: add_do_not_track failed; add_do_not_profile failed", "y-sim-slow": "pending"}
-	if got := e.poll(t, ref, items...); !reflect.DeepEqual(got, want) {
+	if got := e.Poll(t, ref, items...); !reflect.DeepEqual(got, want) {
 		t.Fatalf("%v", got)
 	}
-	if st := e.sim.State()[mid]["x-sim-fail"]; len(st.Restrictions) != 0 {
+	if st := e.Sim.State()[mid]["x-sim-fail"]; len(st.Restrictions) != 0 {
 		t.Fatalf("a failed change was applied: %+v", st)
 	}
-	e.sim.Reset()
-	if len(e.sim.State()) != 0 {
+	e.Sim.Reset()
+	if len(e.Sim.State()) != 0 {
 		t.Fatal("state after reset")
 	}
-	if _, err := e.client.Poll(context.Background(), ref, items); vendorapi.ActionOf(err) != vendorapi.NotFound {
+	if _, err := e.Client.Poll(context.Background(), ref, items); vendorapi.ActionOf(err) != vendorapi.NotFound {
 		t.Fatalf("poll after reset: %v", err)
 	}
 }
@@ -380,22 +332,22 @@ func TestRules(t *testing.T) {
 		{"unknown route", "GET", "/api/v3/x", "Bearer " + key, ``, 404, "no such route"},
 		{"valid", "POST", path, "bearer " + key, `{"batch": {"a": ["do_not_track", "do_not_track"], "b": []}}`, 200, ""},
 	} {
-		code, body := e.raw(t, tc.method, tc.path, tc.auth, tc.body)
+		code, body := e.Raw(t, tc.method, tc.path, bearer(tc.auth), tc.body)
 		var eb struct{ Error, Message string }
 		_ = json.Unmarshal(body, &eb)
 		if code != tc.status || !strings.Contains(eb.Message, tc.message) || (code != 200 && eb.Error == "") {
 			t.Errorf("%s: %d %s", tc.name, code, body)
 		}
 	}
-	if len(e.sim.State()[mid]) != 1 {
-		t.Fatalf("a rejected batch changed the state: %+v", e.sim.State())
+	if len(e.Sim.State()[mid]) != 1 {
+		t.Fatalf("a rejected batch changed the state: %+v", e.Sim.State())
 	}
 }
 
 func TestClientClassifiesErrors(t *testing.T) {
 	e := setup(t, sfmc.SimOptions{})
 	ctx := context.Background()
-	bad := newClient(t, e.srv.URL, "wrong", nil)
+	bad := newClient(t, e.Srv.URL, "wrong", nil)
 	_, err := bad.Submit(ctx, []vendorapi.Item{restrict("p", 0)})
 	var ve *vendorapi.Error
 	if !errors.As(err, &ve) || ve.Action != vendorapi.StopVendor || ve.StatusCode != 401 || ve.Code != "unauthorized" {
@@ -406,11 +358,11 @@ func TestClientClassifiesErrors(t *testing.T) {
 		"duplicate":   {restrict("p", 0), restrict("p", privsync.DoNotTrack)},
 		"unsupported": {op("p", privsync.OpReview)},
 	} {
-		if _, err := e.client.Submit(ctx, items); vendorapi.ActionOf(err) != vendorapi.Reject {
+		if _, err := e.Client.Submit(ctx, items); vendorapi.ActionOf(err) != vendorapi.Reject {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, err := e.client.Poll(ctx, "no-such-batch", nil); vendorapi.ActionOf(err) != vendorapi.NotFound {
+	if _, err := e.Client.Poll(ctx, "no-such-batch", nil); vendorapi.ActionOf(err) != vendorapi.NotFound {
 		t.Fatalf("unknown batch: %v", err)
 	}
 	if _, err := sfmc.New(sfmc.Config{CustomerMID: mid}); err == nil {
@@ -427,33 +379,28 @@ func TestClientClassifiesErrors(t *testing.T) {
 func TestRateLimitAndStats(t *testing.T) {
 	e := setup(t, sfmc.SimOptions{Options: simkit.Options{RateLimit: 1}})
 	ctx := context.Background()
-	e.submit(t, restrict("p", 0))
-	_, err := e.client.Submit(ctx, []vendorapi.Item{restrict("p", 0)})
+	e.Submit(t, restrict("p", 0))
+	_, err := e.Client.Submit(ctx, []vendorapi.Item{restrict("p", 0)})
 	var ve *vendorapi.Error
 	if !errors.As(err, &ve) || ve.StatusCode != 429 || ve.Action != vendorapi.Retry || ve.RetryAfter != time.Second {
 		t.Fatalf("over the limit: %v", err)
 	}
-	e.clock.Advance(time.Second)
-	e.submit(t, restrict("p", 0))
-	s := e.sim.Stats()
+	e.Clock.Advance(time.Second)
+	e.Submit(t, restrict("p", 0))
+	s := e.Sim.Stats()
 	if s.Requests != 3 || s.ByStatus["200"] != 2 || s.ByStatus["429"] != 1 || s.RateLimited != 1 {
 		t.Fatalf("stats %+v", s)
 	}
-	e.sim.SetFaults(simkit.Faults{ErrorRate: 1})
-	e.clock.Advance(time.Second)
-	if _, err := e.client.Submit(ctx, []vendorapi.Item{restrict("p", 0)}); !errors.As(err, &ve) || ve.StatusCode < 500 || ve.Action != vendorapi.Retry || ve.Code == "" {
+	e.Sim.SetFaults(simkit.Faults{ErrorRate: 1})
+	e.Clock.Advance(time.Second)
+	if _, err := e.Client.Submit(ctx, []vendorapi.Item{restrict("p", 0)}); !errors.As(err, &ve) || ve.StatusCode < 500 || ve.Action != vendorapi.Retry || ve.Code == "" {
 		t.Fatalf("injected error: %v", err)
 	}
 }
 
 func TestClientOverTLS(t *testing.T) {
-	sim := sfmc.NewSim(sfmc.SimOptions{APIKey: key})
-	srv := httptest.NewTLSServer(sim)
-	defer srv.Close()
-	pool := x509.NewCertPool()
-	pool.AddCert(srv.Certificate())
-	c := newClient(t, srv.URL, key, vendorapi.NewHTTPClient(vendorapi.HTTPOptions{RootCAs: pool}))
-	if _, err := c.Submit(context.Background(), []vendorapi.Item{op("p", privsync.OpRTBFDelete)}); err != nil {
+	url, hc := simtest.TLS(t, sfmc.NewSim(sfmc.SimOptions{APIKey: key}))
+	if _, err := newClient(t, url, key, hc).Submit(context.Background(), []vendorapi.Item{op("p", privsync.OpRTBFDelete)}); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -95,7 +95,9 @@ func NewSim(o SimOptions) *Sim {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such route")
 	})
-	s.Base = simkit.NewBase("sfmc", o.Options, writeError, s.auth(mux))
+	s.Base = simkit.NewBase("sfmc", o.Options, writeError, simkit.RequireAuth(s.authorized, func(w http.ResponseWriter) {
+		writeError(w, http.StatusUnauthorized, "invalid or missing bearer token")
+	}, mux))
 	return s
 }
 
@@ -145,15 +147,9 @@ func writeError(w http.ResponseWriter, status int, message string) {
 	simkit.WriteJSON(w, status, map[string]string{"error": name, "message": message})
 }
 
-func (s *Sim) auth(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !strings.EqualFold(scheme, "Bearer") || !simkit.SecretOK(token, s.apiKey) {
-			writeError(w, http.StatusUnauthorized, "invalid or missing bearer token")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
+func (s *Sim) authorized(r *http.Request) bool {
+	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	return strings.EqualFold(scheme, "Bearer") && simkit.SecretOK(token, s.apiKey)
 }
 
 // fold replays a profile's rows up to now: the succeeded ones, and with

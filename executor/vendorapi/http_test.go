@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/privsync/privsync/executor/vendorapi"
+	"github.com/privsync/privsync/executor/vendorapi/simkit/simtest"
 )
 
 var now = time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC)
@@ -82,15 +83,6 @@ func newAPI(t *testing.T, url string, hc *http.Client, actions map[int]vendorapi
 	return api
 }
 
-func asError(t *testing.T, err error) *vendorapi.Error {
-	t.Helper()
-	var ve *vendorapi.Error
-	if !errors.As(err, &ve) {
-		t.Fatalf("error %v (%T) is not a *vendorapi.Error", err, err)
-	}
-	return ve
-}
-
 func TestDoSuccessOverTLS(t *testing.T) {
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Authorization") != "secret-key" || r.Header.Get("Content-Type") != "application/json" {
@@ -118,7 +110,7 @@ func TestDoSuccessOverTLS(t *testing.T) {
 	// Without the server's certificate the same request fails verification.
 	untrusting := newAPI(t, srv.URL+"/v1", vendorapi.NewHTTPClient(vendorapi.HTTPOptions{}), nil)
 	err := untrusting.Do(context.Background(), "POST", vendorapi.Path("a b", "x"), nil, nil)
-	if ve := asError(t, err); ve.Action != vendorapi.Retry || !strings.Contains(ve.Error(), "certificate") {
+	if ve := simtest.VendorError(t, err); ve.Action != vendorapi.Retry || !strings.Contains(ve.Error(), "certificate") {
 		t.Fatalf("untrusted TLS: %v (action %v)", err, ve.Action)
 	}
 }
@@ -171,12 +163,12 @@ func TestDoClassifiesStatus(t *testing.T) {
 		{"/big-ok", vendorapi.Retry, 200, "", "response body over 1048576 bytes, cut", 0},
 	} {
 		var out struct{ Token string }
-		ve := asError(t, api.Do(context.Background(), "GET", tc.path, nil, &out))
+		ve := simtest.VendorError(t, api.Do(context.Background(), "GET", tc.path, nil, &out))
 		if ve.Action != tc.action || ve.StatusCode != tc.status || ve.Code != tc.code || ve.Message != tc.msg || ve.RetryAfter != tc.retryAfter {
 			t.Errorf("%s: got %+v", tc.path, ve)
 		}
 	}
-	ve := asError(t, api.Do(context.Background(), "GET", "/big-error", nil, nil))
+	ve := simtest.VendorError(t, api.Do(context.Background(), "GET", "/big-error", nil, nil))
 	if ve.Action != vendorapi.Retry || len(ve.Message) > vendorapi.MaxMessage+16 || !strings.HasSuffix(ve.Message, "(cut)") {
 		t.Errorf("big error body: action %v, message of %d bytes", ve.Action, len(ve.Message))
 	}
@@ -201,7 +193,7 @@ func TestRedirects(t *testing.T) {
 	defer srv.Close()
 	for name, hc := range map[string]*http.Client{"own client": nil, "caller's client": {}} {
 		api := newAPI(t, srv.URL, hc, nil)
-		ve := asError(t, api.Do(context.Background(), "POST", "/away", map[string]int{}, nil))
+		ve := simtest.VendorError(t, api.Do(context.Background(), "POST", "/away", map[string]int{}, nil))
 		if ve.Action != vendorapi.StopVendor || !errors.Is(ve, vendorapi.ErrRedirectRefused) {
 			t.Errorf("%s: cross-host redirect gave %v (%v)", name, ve, ve.Action)
 		}
@@ -224,7 +216,7 @@ func TestNetworkAndContextErrors(t *testing.T) {
 	srv.Close()
 	api := newAPI(t, url+"/1.0/APPKEY", nil, nil)
 	err := api.Do(context.Background(), "GET", "/x", nil, nil)
-	ve := asError(t, err)
+	ve := simtest.VendorError(t, err)
 	if ve.Action != vendorapi.Retry || ve.StatusCode != 0 || ve.Err == nil {
 		t.Fatalf("refused connection: %+v", ve)
 	}

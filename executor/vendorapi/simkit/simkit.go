@@ -388,3 +388,15 @@ func (c *ManualClock) Advance(d time.Duration) {
 	defer c.mu.Unlock()
 	c.t = c.t.Add(d)
 }
+
+// RequireAuth passes to next the requests that ok accepts and answers the
+// others with deny.
+func RequireAuth(ok func(*http.Request) bool, deny func(http.ResponseWriter), next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !ok(r) {
+			deny(w)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
