@@ -101,3 +101,8 @@ func generate(t testing.TB, dir string, n int) string {
 }
 
 func csvLines(lines ...string) string { return strings.Join(lines, "\n") + "\n" }
+
+// convert writes a snappy Parquet twin of a CSV file.
+func convert(src, out string) error {
+	return gendata.ConvertCSV(src, gendata.ParquetOptions{}, out)
+}

@@ -198,22 +198,17 @@ func (p *parquetSource) leafColumn(f field, i int) (*pqColumn, error) {
 	case maxRL > 1, maxRL == 1 && f != fRestrictions:
 		return nil, errors.New("nested lists are supported only for restrictions, as a list of strings")
 	}
-	switch el.GetType() {
-	case parquet.Type_BYTE_ARRAY, parquet.Type_FIXED_LEN_BYTE_ARRAY:
+	switch t := el.GetType(); {
+	case t == parquet.Type_BYTE_ARRAY || t == parquet.Type_FIXED_LEN_BYTE_ARRAY:
 		col.value = pqString
-	case parquet.Type_INT32, parquet.Type_INT64:
+	case f == fUpdatedAt && timestampUnit(el) != pqInt:
+		col.value = timestampUnit(el)
+	case f == fUpdatedAt:
+		return nil, fmt.Errorf("unsupported parquet type %s for updated_at, expected a string or a TIMESTAMP", t)
+	case (t == parquet.Type_INT32 || t == parquet.Type_INT64) && (f == fSubjectID || f == fAccessRequest):
 		col.value = pqInt
-		if f == fUpdatedAt {
-			col.value = timestampUnit(el)
-			if col.value == pqInt {
-				return nil, errors.New("updated_at must be a string or a TIMESTAMP")
-			}
-		}
-		if col.list {
-			return nil, errors.New("restrictions must be strings")
-		}
 	default:
-		return nil, fmt.Errorf("unsupported parquet type %s, expected strings", el.GetType())
+		return nil, fmt.Errorf("unsupported parquet type %s for %s, expected strings", t, canonicalNames[f])
 	}
 	return col, nil
 }

@@ -59,17 +59,57 @@ type idTypeCheck struct {
 }
 
 type vendorInfo struct {
-	name string
-	kind privsync.Kind
-	ids  map[string]idTypeCheck
+	name  string
+	kind  privsync.Kind
+	ids   map[string]idTypeCheck
+	first []idTypeCheck // the first id types seen, searched before the map
+}
+
+const linearSearchMax = 8
+
+// vendor returns the configured vendor of that name, or nil.
+func (v *validator) vendor(name string) *vendorInfo {
+	for _, vi := range v.list {
+		if vi.name == name {
+			return vi
+		}
+	}
+	if len(v.list) < linearSearchMax {
+		return nil
+	}
+	return v.vendors[name]
+}
+
+// idType returns the verdict on an id_type for this vendor, cached.
+func (vi *vendorInfo) idType(idType string) idTypeCheck {
+	for _, c := range vi.first {
+		if c.interned == idType {
+			return c
+		}
+	}
+	c, ok := vi.ids[idType]
+	if ok {
+		return c
+	}
+	c = checkIDType(vi.kind, idType)
+	switch {
+	case len(vi.first) < linearSearchMax:
+		vi.first = append(vi.first, c)
+	case len(vi.ids) < maxCachedIDTypes:
+		vi.ids[c.interned] = c
+	}
+	return c
 }
 
 // validator turns raw column values into rows or rejects. It interns the
 // vendor and id_type strings and caches id_type verdicts, so the common path
 // allocates nothing.
 type validator struct {
-	vendors    map[string]*vendorInfo
-	configured string
+	vendors      map[string]*vendorInfo
+	configured   string
+	list         []*vendorInfo // searched first: faster than the map for a few vendors
+	lastTimeText string
+	lastTime     time.Time
 }
 
 func newValidator(vendors map[string]privsync.Kind) (*validator, error) {
@@ -83,7 +123,11 @@ func newValidator(vendors map[string]privsync.Kind) (*validator, error) {
 		if !k.Valid() {
 			return nil, fmt.Errorf("ingest: vendor %q has unknown kind %q", n, string(k))
 		}
-		v.vendors[n] = &vendorInfo{name: n, kind: k, ids: make(map[string]idTypeCheck)}
+		vi := &vendorInfo{name: n, kind: k, ids: make(map[string]idTypeCheck)}
+		v.vendors[n] = vi
+		if len(v.list) < linearSearchMax {
+			v.list = append(v.list, vi)
+		}
 	}
 	v.configured = "configured: " + strings.Join(names, ", ")
 	return v, nil
@@ -100,31 +144,28 @@ type rawRow struct {
 // and rej.File, rej.Line are the caller's.
 func (v *validator) validate(raw *rawRow, r *privsync.Row, rej *privsync.RowError) bool {
 	vals := &raw.vals
-	for f := range numFields {
-		if !utf8.ValidString(vals[f]) {
-			return reject(rej, f, vals[f], ReasonInvalidUTF8)
-		}
-	}
+	// Values that parse are ASCII (or configured names): only the free-form
+	// ones, and those that fail to parse, need a UTF-8 check.
 	vendor := vals[fVendor]
-	vi := v.vendors[vendor]
+	vi := v.vendor(vendor)
 	if vi == nil {
+		if !utf8.ValidString(vendor) {
+			return reject(rej, fVendor, vendor, ReasonInvalidUTF8)
+		}
 		if vendor == "" {
 			return reject(rej, fVendor, "", reasonMissingVendor+" ("+v.configured+")")
 		}
 		return reject(rej, fVendor, vendor, reasonUnknownVendor+" ("+v.configured+")")
 	}
 	subject := vals[fSubjectID]
+	if !utf8.ValidString(subject) {
+		return reject(rej, fSubjectID, subject, ReasonInvalidUTF8)
+	}
 	if reason := checkSubject(subject); reason != "" {
 		return reject(rej, fSubjectID, subject, reason)
 	}
 	idType := vals[fIDType]
-	c, ok := vi.ids[idType]
-	if !ok {
-		c = checkIDType(vi.kind, idType)
-		if len(vi.ids) < maxCachedIDTypes {
-			vi.ids[c.interned] = c
-		}
-	}
+	c := vi.idType(idType)
 	if c.reason != "" {
 		return reject(rej, fIDType, idType, c.reason)
 	}
@@ -135,26 +176,29 @@ func (v *validator) validate(raw *rawRow, r *privsync.Row, rej *privsync.RowErro
 	}
 	restr, err := parseRestrictions(vals[fRestrictions])
 	if err != nil {
-		return reject(rej, fRestrictions, vals[fRestrictions], err.Error())
+		return rejectErr(rej, fRestrictions, vals[fRestrictions], err.Error())
 	}
 	erasure, err := privsync.ParseErasure(vals[fErasure])
 	if err != nil {
-		return reject(rej, fErasure, vals[fErasure], err.Error())
+		return rejectErr(rej, fErasure, vals[fErasure], err.Error())
+	}
+	access := vals[fAccessRequest]
+	if !utf8.ValidString(access) {
+		return reject(rej, fAccessRequest, access, ReasonInvalidUTF8)
 	}
 	var at time.Time
 	if raw.hasAt {
 		at = raw.at
 	} else if s := vals[fUpdatedAt]; s != "" {
-		at, err = time.Parse(time.RFC3339, s)
-		if err != nil {
-			return reject(rej, fUpdatedAt, s, ReasonBadUpdatedAt)
+		var ok bool
+		if at, ok = v.parseTime(s); !ok {
+			return rejectErr(rej, fUpdatedAt, s, ReasonBadUpdatedAt)
 		}
-		at = at.UTC()
 	}
 	r.Key = privsync.Key{Vendor: vi.name, IDType: c.interned, SubjectID: subject}
 	r.Restrictions = restr
 	r.Erasure = erasure
-	r.AccessRequest = vals[fAccessRequest]
+	r.AccessRequest = access
 	r.UpdatedAt = at
 	return true
 }
@@ -169,8 +213,95 @@ func reject(rej *privsync.RowError, f field, value, reason string) bool {
 	return false
 }
 
+// rejectErr rejects a value that failed to parse, saying first if it is not
+// even UTF-8.
+func rejectErr(rej *privsync.RowError, f field, value, reason string) bool {
+	if !utf8.ValidString(value) {
+		reason = ReasonInvalidUTF8
+	}
+	return reject(rej, f, value, reason)
+}
+
+// parseTime parses an RFC 3339 updated_at into UTC; it remembers the last
+// value, as exports often repeat it.
+func (v *validator) parseTime(s string) (time.Time, bool) {
+	if s == v.lastTimeText {
+		return v.lastTime, true
+	}
+	t, ok := parseUTCSeconds(s)
+	if !ok {
+		var err error
+		if t, err = time.Parse(time.RFC3339, s); err != nil {
+			return time.Time{}, false
+		}
+		t = t.UTC()
+	}
+	v.lastTimeText, v.lastTime = s, t
+	return t, true
+}
+
+// parseUTCSeconds parses the common form 2006-01-02T15:04:05Z quickly; ok is
+// false for anything else, which time.Parse then judges.
+func parseUTCSeconds(s string) (time.Time, bool) {
+	if len(s) != 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' || s[19] != 'Z' {
+		return time.Time{}, false
+	}
+	num := func(i, n int) int {
+		x := 0
+		for _, c := range []byte(s[i : i+n]) {
+			if c < '0' || c > '9' {
+				return -1
+			}
+			x = x*10 + int(c-'0')
+		}
+		return x
+	}
+	y, mo, d, h, mi, sec := num(0, 4), num(5, 2), num(8, 2), num(11, 2), num(14, 2), num(17, 2)
+	if y < 0 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || sec < 0 || sec > 59 {
+		return time.Time{}, false
+	}
+	if d > daysIn(mo, y) {
+		return time.Time{}, false
+	}
+	return time.Unix(daysFromCivil(y, mo, d)*86400+int64(h*3600+mi*60+sec), 0).UTC(), true
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// daysFromCivil is the number of days from 1970-01-01 to a proleptic
+// Gregorian date (Howard Hinnant's algorithm), for years 0 to 9999.
+func daysFromCivil(y, m, d int) int64 {
+	if m <= 2 {
+		y--
+	}
+	era := y / 400
+	if y < 0 {
+		era = (y - 399) / 400
+	}
+	yoe := y - era*400
+	mp := (m + 9) % 12
+	doy := (153*mp+2)/5 + d - 1
+	doe := yoe*365 + yoe/4 - yoe/100 + doy
+	return int64(era)*146097 + int64(doe) - 719468
+}
+
 func checkIDType(k privsync.Kind, idType string) idTypeCheck {
 	c := idTypeCheck{interned: strings.Clone(idType)}
+	if !utf8.ValidString(idType) {
+		c.reason = ReasonInvalidUTF8
+		return c
+	}
 	// The subject id matters only for bloomreach internal ids, checked per row.
 	subject := ""
 	if k == privsync.KindBloomreach && idType == "internal_id" {

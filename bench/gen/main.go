@@ -79,7 +79,7 @@ func rows(args []string) error {
 		csvOut = *out + ".tmp.csv"
 		defer os.Remove(csvOut)
 	}
-	if err := writeFile(csvOut, func(w *bufio.Writer) error {
+	if err := gendata.WriteFile(csvOut, func(w *bufio.Writer) error {
 		if *base != "" {
 			b, err := os.Open(*base)
 			if err != nil {
@@ -98,28 +98,6 @@ func rows(args []string) error {
 		return gendata.ConvertCSV(csvOut, gendata.ParquetOptions{}, *out)
 	}
 	return nil
-}
-
-func writeFile(path string, write func(*bufio.Writer) error) (err error) {
-	if dir := filepath.Dir(path); dir != "" {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return err
-		}
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	w := bufio.NewWriterSize(f, 1<<20)
-	if err := write(w); err != nil {
-		return err
-	}
-	return w.Flush()
 }
 
 func convert(args []string) error {

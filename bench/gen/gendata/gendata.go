@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/privsync/privsync"
-	"github.com/xitongsys/parquet-go-source/local"
 	"github.com/xitongsys/parquet-go/parquet"
 	"github.com/xitongsys/parquet-go/writer"
 )
@@ -356,25 +355,41 @@ func countRecords(path string) (int, error) {
 	}
 }
 
-// writeParquet writes limit records of r (all if negative) to out.
-func writeParquet(r *csv.Reader, out string, typ reflect.Type, kinds []columnKind, comp string, groupRows, limit int) (err error) {
-	c, err := codec(comp)
-	if err != nil {
+// WriteFile creates path (and its directory) and writes it through a
+// buffered writer.
+func WriteFile(path string, write func(w *bufio.Writer) error) (err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
-		return err
-	}
-	fw, err := local.NewLocalFileWriter(out)
+	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	defer func() {
-		if cerr := fw.Close(); err == nil {
+		if cerr := f.Close(); err == nil {
 			err = cerr
 		}
 	}()
-	pw, err := writer.NewParquetWriter(fw, reflect.New(typ).Interface(), 1)
+	w := bufio.NewWriterSize(f, 1<<20)
+	if err := write(w); err != nil {
+		return err
+	}
+	return w.Flush()
+}
+
+// writeParquet writes limit records of r (all if negative) to out.
+func writeParquet(r *csv.Reader, out string, typ reflect.Type, kinds []columnKind, comp string, groupRows, limit int) error {
+	c, err := codec(comp)
+	if err != nil {
+		return err
+	}
+	return WriteFile(out, func(w *bufio.Writer) error {
+		return writeRows(r, w, typ, kinds, c, groupRows, limit)
+	})
+}
+
+func writeRows(r *csv.Reader, w io.Writer, typ reflect.Type, kinds []columnKind, c parquet.CompressionCodec, groupRows, limit int) error {
+	pw, err := writer.NewParquetWriterFromWriter(w, reflect.New(typ).Interface(), 1)
 	if err != nil {
 		return err
 	}
