@@ -2,5 +2,4 @@ package main
 
 import "context"
 
-func (m *Main) run(ctx context.Context, args []string) error    { return usageErr("run: not yet") }
 func (m *Main) status(ctx context.Context, args []string) error { return usageErr("status: not yet") }

@@ -1,0 +1,426 @@
+// Package executor sends planned batches to the vendors and follows them to
+// a final outcome. Vendors run side by side under one errgroup; each has a
+// token-bucket limiter (golang.org/x/time/rate) shared by its workers and at
+// most MaxInFlight requests at once. Every step is written ahead to the
+// ledger: a batch is marked sending before its request leaves and its
+// receipt is committed as soon as it arrives, so a crash at any point is
+// resumed by the next run without losing an item or recording one twice.
+//
+// The retry policy (retry.go) backs off exponentially with full jitter,
+// honours Retry-After, does not count 429s against the retry budget, waits
+// out Batch.com's 409 for a user being processed, splits a batch rejected
+// for a bad item down to the item at fault, and stops a vendor whose
+// credentials are refused while the others go on.
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/privsync/privsync"
+	"github.com/privsync/privsync/executor/vendorapi"
+	"github.com/privsync/privsync/ledger"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+)
+
+// Ledger is what the executor records its work in; *ledger.DB is one.
+type Ledger interface {
+	OpenBatches(ctx context.Context, vendor string) ([]*ledger.Batch, error)
+	MarkSending(ctx context.Context, b *ledger.Batch) error
+	MarkSubmitted(ctx context.Context, b *ledger.Batch, ref string) error
+	NoteError(ctx context.Context, b *ledger.Batch, msg string) error
+	Unsend(ctx context.Context, b *ledger.Batch, msg string) error
+	Split(ctx context.Context, b *ledger.Batch) ([]*ledger.Batch, error)
+	Resolve(ctx context.Context, runID string, b *ledger.Batch, results []ledger.Result) ([]*ledger.Batch, error)
+}
+
+var _ Ledger = (*ledger.DB)(nil)
+
+// Vendor is one configured vendor as the executor drives it.
+type Vendor struct {
+	Name         string
+	Conn         Connector
+	Limiter      *rate.Limiter
+	MaxInFlight  int
+	PollInterval time.Duration // first wait before asking for a batch's status
+}
+
+// Progress is told what happens, for progress bars; it may be nil.
+type Progress interface {
+	Sent(vendor string, items int)
+	Resolved(vendor string, items int)
+}
+
+// Options tune an execution.
+type Options struct {
+	RunID string
+	// Wait bounds how long submitted batches are polled; what is still
+	// pending then is picked up by the next run or `status --poll`.
+	Wait time.Duration
+	// PollOnly only polls submitted batches (status --poll); nothing is sent.
+	PollOnly bool
+	Retry    Policy
+	Log      *slog.Logger
+	Progress Progress
+	// Resolved is called after outcomes are committed (the report follows
+	// the ledger); it must be safe for concurrent use.
+	Resolved func(ctx context.Context)
+	Now      func() time.Time
+}
+
+// Result sums up an execution.
+type Result struct {
+	// Stopped maps each vendor stopped for the run to why.
+	Stopped map[string]string
+}
+
+// Execute works every open batch of the vendors to a final outcome, or
+// until opts.Wait runs out for what the vendors have not confirmed. A
+// vendor's own failure is recorded, not returned, so the others go on;
+// the error is for the ledger failing or ctx being cancelled.
+func Execute(ctx context.Context, led Ledger, vendors []Vendor, opts Options) (*Result, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	opts.Retry = opts.Retry.withDefaults()
+	res := &Result{Stopped: map[string]string{}}
+	var mu sync.Mutex
+	deadline := opts.Now().Add(opts.Wait)
+	g, gctx := errgroup.WithContext(ctx)
+	for _, v := range vendors {
+		r := &runner{v: v, led: led, opts: opts, deadline: deadline, log: opts.Log.With("vendor", v.Name),
+			sem: make(chan struct{}, max(v.MaxInFlight, 1))}
+		g.Go(func() error {
+			err := r.run(gctx)
+			if r.stopped != "" {
+				mu.Lock()
+				res.Stopped[v.Name] = r.stopped
+				mu.Unlock()
+			}
+			return err
+		})
+	}
+	return res, g.Wait()
+}
+
+// runner drives one vendor.
+type runner struct {
+	v        Vendor
+	led      Ledger
+	opts     Options
+	deadline time.Time
+	log      *slog.Logger
+	sem      chan struct{} // requests in flight
+
+	mu      sync.Mutex
+	stopped string // why the vendor was stopped, "" while it runs
+	q       queue
+}
+
+func (r *runner) run(ctx context.Context) error {
+	batches, err := r.led.OpenBatches(ctx, r.v.Name)
+	if err != nil {
+		return err
+	}
+	if len(batches) == 0 {
+		return nil
+	}
+	r.q.init()
+	for _, b := range batches {
+		if r.opts.PollOnly && b.State != ledger.BatchSubmitted {
+			continue
+		}
+		r.q.push(b)
+	}
+	workers := max(r.v.MaxInFlight*4, 8)
+	g, gctx := errgroup.WithContext(ctx)
+	for range workers {
+		g.Go(func() error {
+			for {
+				b := r.q.pop(gctx)
+				if b == nil {
+					return gctx.Err()
+				}
+				err := r.handle(gctx, b)
+				r.q.done()
+				if err != nil {
+					return err
+				}
+			}
+		})
+	}
+	err = g.Wait()
+	if err != nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
+}
+
+func (r *runner) isStopped() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.stopped != ""
+}
+
+func (r *runner) stop(why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.stopped == "" {
+		r.stopped = why
+		r.log.Error("vendor stopped for this run; its batches stay planned for the next run", "reason", why)
+	}
+}
+
+// handle takes one batch as far as it can go.
+func (r *runner) handle(ctx context.Context, b *ledger.Batch) error {
+	if len(b.Items) == 0 {
+		_, err := r.led.Resolve(ctx, r.opts.RunID, b, nil)
+		return err
+	}
+	if r.isStopped() {
+		return nil
+	}
+	if b.State != ledger.BatchSubmitted {
+		if err := r.send(ctx, b); err != nil || b.State != ledger.BatchSubmitted {
+			return err
+		}
+	}
+	return r.poll(ctx, b)
+}
+
+// request runs one HTTP exchange under the vendor's limits.
+func (r *runner) request(ctx context.Context, fn func(context.Context) error) error {
+	if err := r.v.Limiter.Wait(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("waiting for %s's rate limit: %w", r.v.Name, err)
+	}
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-r.sem }()
+	return fn(ctx)
+}
+
+func toAPIItems(b *ledger.Batch) []vendorapi.Item {
+	items := make([]vendorapi.Item, len(b.Items))
+	for i, it := range b.Items {
+		items[i] = vendorapi.Item{IDType: it.IDType, SubjectID: it.SubjectID, Op: it.Op, Restrictions: it.Restrictions}
+	}
+	return items
+}
+
+// send submits b until the vendor takes it, rejects it, or retries run out.
+func (r *runner) send(ctx context.Context, b *ledger.Batch) error {
+	items := toAPIItems(b)
+	bo := r.opts.Retry.backoff()
+	for {
+		if r.isStopped() {
+			return nil
+		}
+		if err := r.led.MarkSending(ctx, b); err != nil {
+			return err
+		}
+		var rec vendorapi.Receipt
+		err := r.request(ctx, func(ctx context.Context) error {
+			var err error
+			rec, err = r.v.Conn.Submit(ctx, items)
+			return err
+		})
+		if err == nil {
+			r.log.Debug("batch accepted", "batch", b.ID, "ref", rec.Ref, "items", len(items))
+			if err := r.led.MarkSubmitted(ctx, b, rec.Ref); err != nil {
+				return err
+			}
+			r.progressSent(len(items))
+			if rec.Final {
+				return r.resolveAll(ctx, b, privsync.OutcomeAccepted, "")
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err() // left in sending: the next run sends it again
+		}
+		action := vendorapi.ActionOf(err)
+		r.log.Warn("request failed", "batch", b.ID, "attempt", b.Attempts, "action", action.String(), "error", err)
+		switch action {
+		case vendorapi.Retry, vendorapi.RetryLater:
+			wait, ok := bo.next(err, r.opts.Now(), r.deadline)
+			if !ok {
+				if action == vendorapi.RetryLater || isRateLimited(err) {
+					// Never the subject's fault: leave it for the next run.
+					return r.led.Unsend(ctx, b, err.Error())
+				}
+				return r.resolveAll(ctx, b, privsync.OutcomeFailed, fmt.Sprintf("gave up after %d attempts: %v", b.Attempts, err))
+			}
+			if err := r.led.NoteError(ctx, b, err.Error()); err != nil {
+				return err
+			}
+			if err := sleep(ctx, wait); err != nil {
+				return err
+			}
+		case vendorapi.Reject:
+			if len(b.Items) > 1 {
+				halves, serr := r.led.Split(ctx, b)
+				if serr != nil {
+					return serr
+				}
+				r.log.Info("batch rejected as a whole: split in halves to find the items at fault", "batch", b.ID, "items", len(b.Items))
+				for _, h := range halves {
+					r.q.push(h)
+				}
+				return nil
+			}
+			return r.resolveAll(ctx, b, privsync.OutcomeFailed, "the vendor rejected it: "+err.Error())
+		default: // StopVendor, NotFound: every later request would fail the same way
+			r.stop(fmt.Sprintf("%v (check the vendor's credentials, account id and base_url)", err))
+			return r.led.Unsend(ctx, b, err.Error())
+		}
+	}
+}
+
+func isRateLimited(err error) bool {
+	var ve *vendorapi.Error
+	return errors.As(err, &ve) && ve.StatusCode == 429
+}
+
+// poll asks for b's status with back-off until every item is final or the
+// wait runs out.
+func (r *runner) poll(ctx context.Context, b *ledger.Batch) error {
+	interval := r.v.PollInterval
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	bo := r.opts.Retry.backoff()
+	for len(b.Items) > 0 {
+		remaining := r.deadline.Sub(r.opts.Now())
+		if remaining <= 0 {
+			return nil // still pending: the next run asks again
+		}
+		// The last status request lands on the deadline, not one
+		// doubled interval before it.
+		if err := sleep(ctx, min(interval, remaining)); err != nil {
+			return err
+		}
+		interval = min(interval*2, r.opts.Retry.PollCap)
+		if r.isStopped() {
+			return nil
+		}
+		items := toAPIItems(b)
+		var statuses []vendorapi.ItemStatus
+		err := r.request(ctx, func(ctx context.Context) error {
+			var err error
+			statuses, err = r.v.Conn.Poll(ctx, b.VendorRef, items)
+			return err
+		})
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			switch vendorapi.ActionOf(err) {
+			case vendorapi.NotFound:
+				return r.resolveAll(ctx, b, privsync.OutcomeExpired, "the vendor no longer knows this request: "+err.Error())
+			case vendorapi.StopVendor:
+				r.stop(fmt.Sprintf("%v (check the vendor's credentials)", err))
+				return nil
+			}
+			r.log.Warn("status request failed", "batch", b.ID, "error", err)
+			if wait, ok := bo.next(err, r.opts.Now(), r.deadline); ok {
+				interval = max(interval, wait)
+			}
+			continue
+		}
+		if err := r.apply(ctx, b, statuses); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply records the final statuses among statuses.
+func (r *runner) apply(ctx context.Context, b *ledger.Batch, statuses []vendorapi.ItemStatus) error {
+	bySubject := map[string]*vendorapi.ItemStatus{}
+	for i := range statuses {
+		bySubject[statuses[i].SubjectID] = &statuses[i]
+	}
+	var results []ledger.Result
+	for _, it := range b.Items {
+		st := bySubject[it.SubjectID]
+		if st == nil {
+			continue
+		}
+		var o privsync.Outcome
+		switch st.State {
+		case vendorapi.StateDone:
+			o = privsync.OutcomeCompleted
+		case vendorapi.StateFailed:
+			o = privsync.OutcomeFailed
+		case vendorapi.StateExpired:
+			o = privsync.OutcomeExpired
+		default:
+			continue
+		}
+		results = append(results, ledger.Result{ItemID: it.ID, Outcome: o, Detail: st.Detail, DataURL: st.DataURL})
+	}
+	if len(results) == 0 {
+		return nil
+	}
+	return r.resolve(ctx, b, results)
+}
+
+func (r *runner) resolveAll(ctx context.Context, b *ledger.Batch, o privsync.Outcome, detail string) error {
+	results := make([]ledger.Result, len(b.Items))
+	for i, it := range b.Items {
+		results[i] = ledger.Result{ItemID: it.ID, Outcome: o, Detail: detail}
+	}
+	return r.resolve(ctx, b, results)
+}
+
+func (r *runner) resolve(ctx context.Context, b *ledger.Batch, results []ledger.Result) error {
+	released, err := r.led.Resolve(ctx, r.opts.RunID, b, results)
+	if err != nil {
+		return err
+	}
+	if r.opts.Progress != nil {
+		r.opts.Progress.Resolved(r.v.Name, len(results))
+	}
+	if r.opts.Resolved != nil {
+		r.opts.Resolved(ctx)
+	}
+	for _, nb := range released {
+		r.q.push(nb)
+	}
+	return nil
+}
+
+func (r *runner) progressSent(n int) {
+	if r.opts.Progress != nil {
+		r.opts.Progress.Sent(r.v.Name, n)
+	}
+}
+
+// sleep waits for d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

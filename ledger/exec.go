@@ -1,0 +1,439 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/privsync/privsync"
+)
+
+// Batch states.
+const (
+	BatchWaiting   = "waiting"   // follows another batch that is not done yet
+	BatchPlanned   = "planned"   // ready to send
+	BatchSending   = "sending"   // a request may have left: send again after a crash
+	BatchSubmitted = "submitted" // the vendor gave a receipt: poll it
+	BatchDone      = "done"      // every item has a final outcome
+	BatchSplit     = "split"     // rejected as a whole: its items moved to two halves
+)
+
+// Batch is one request's worth of items, as the executor works on it.
+type Batch struct {
+	ID          int64
+	RunID       string
+	Vendor      string
+	Op          privsync.Operation
+	State       string
+	Attempts    int
+	VendorRef   string
+	SubmittedAt time.Time
+	Items       []Item // the items without a final outcome
+}
+
+// Item is one subject's operation in a batch.
+type Item struct {
+	ID            int64
+	IDType        string
+	SubjectID     string
+	Op            privsync.Operation
+	Restrictions  privsync.Restrictions
+	AccessRequest string
+	FP            uint64
+	Last          bool // no operation of the same row follows it
+}
+
+// Result is the final outcome of one item.
+type Result struct {
+	ItemID  int64
+	Outcome privsync.Outcome // completed, accepted, failed or expired
+	Detail  string
+	DataURL string
+}
+
+// OpenBatches returns the batches of a vendor that still have work: ready,
+// possibly sent, or waiting for the vendor's confirmation, oldest first.
+func (d *DB) OpenBatches(ctx context.Context, vendor string) ([]*Batch, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT id, run_id, vendor, operation, state, attempts, vendor_ref, submitted_at
+		FROM batches WHERE state IN ('planned', 'sending', 'submitted') AND vendor = ? ORDER BY id`, vendor)
+	if err != nil {
+		return nil, fmt.Errorf("listing open batches of %s: %w", vendor, err)
+	}
+	var out []*Batch
+	for rows.Next() {
+		var b Batch
+		var sub sql.NullInt64
+		if err := rows.Scan(&b.ID, &b.RunID, &b.Vendor, &b.Op, &b.State, &b.Attempts, &b.VendorRef, &sub); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		b.SubmittedAt = fromNanos(sub)
+		out = append(out, &b)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for _, b := range out {
+		if err := d.loadItems(ctx, d.db, b); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (d *DB) loadItems(ctx context.Context, q querier, b *Batch) error {
+	rows, err := q.QueryContext(ctx, `SELECT id, id_type, subject_id, operation, restrictions, access_request, fp, last
+		FROM items WHERE batch_id = ? AND outcome = 'pending' ORDER BY id`, b.ID)
+	if err != nil {
+		return fmt.Errorf("loading the items of batch %d: %w", b.ID, err)
+	}
+	defer rows.Close()
+	b.Items = b.Items[:0]
+	for rows.Next() {
+		var it Item
+		var fp int64
+		if err := rows.Scan(&it.ID, &it.IDType, &it.SubjectID, &it.Op, &it.Restrictions, &it.AccessRequest, &fp, &it.Last); err != nil {
+			return err
+		}
+		it.FP = uint64(fp)
+		b.Items = append(b.Items, it)
+	}
+	return rows.Err()
+}
+
+// MarkSending records that an attempt to send b is about to leave. It is
+// committed before the request goes, so a crash leaves b in sending, to be
+// sent again.
+func (d *DB) MarkSending(ctx context.Context, b *Batch) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ?`, d.Now().UnixNano(), b.ID)
+		if err != nil {
+			return fmt.Errorf("marking batch %d sending: %w", b.ID, err)
+		}
+		b.State = BatchSending
+		b.Attempts++
+		return nil
+	})
+}
+
+// MarkSubmitted records the vendor's receipt for b.
+func (d *DB) MarkSubmitted(ctx context.Context, b *Batch, ref string) error {
+	now := d.Now()
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'submitted', vendor_ref = ?, submitted_at = ?, last_error = '', updated_at = ? WHERE id = ?`,
+			ref, now.UnixNano(), now.UnixNano(), b.ID)
+		if err != nil {
+			return fmt.Errorf("recording the receipt of batch %d: %w", b.ID, err)
+		}
+		b.State, b.VendorRef, b.SubmittedAt = BatchSubmitted, ref, now
+		return nil
+	})
+}
+
+// NoteError records the last error met by b (for status), changing nothing else.
+func (d *DB) NoteError(ctx context.Context, b *Batch, msg string) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE batches SET last_error = ?, updated_at = ? WHERE id = ?`, msg, d.Now().UnixNano(), b.ID)
+		return err
+	})
+}
+
+// Unsend puts a batch that was never accepted back to planned (its vendor
+// stopped, or the run was interrupted before the request left).
+func (d *DB) Unsend(ctx context.Context, b *Batch, msg string) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'planned', last_error = ?, updated_at = ? WHERE id = ?`, msg, d.Now().UnixNano(), b.ID)
+		b.State = BatchPlanned
+		return err
+	})
+}
+
+// Split moves the items of a rejected batch into two new halves, so the
+// items at fault can be found and the good ones still go through.
+func (d *DB) Split(ctx context.Context, b *Batch) ([]*Batch, error) {
+	if len(b.Items) < 2 {
+		return nil, fmt.Errorf("splitting batch %d: it holds %d item", b.ID, len(b.Items))
+	}
+	var halves []*Batch
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'split', updated_at = ? WHERE id = ?`, d.Now().UnixNano(), b.ID); err != nil {
+			return err
+		}
+		mid := len(b.Items) / 2
+		for _, part := range [][]Item{b.Items[:mid], b.Items[mid:]} {
+			res, err := tx.ExecContext(ctx, `INSERT INTO batches(run_id, vendor, operation, state, attempts, updated_at) VALUES (?, ?, ?, 'planned', ?, ?)`,
+				b.RunID, b.Vendor, string(b.Op), b.Attempts, d.Now().UnixNano())
+			if err != nil {
+				return err
+			}
+			id, _ := res.LastInsertId()
+			for _, it := range part {
+				if _, err := tx.ExecContext(ctx, `UPDATE items SET batch_id = ? WHERE id = ?`, id, it.ID); err != nil {
+					return err
+				}
+			}
+			// Follow-ups of the rejected batch follow both halves' items:
+			// keep them waiting on the half that holds their predecessor.
+			halves = append(halves, &Batch{ID: id, RunID: b.RunID, Vendor: b.Vendor, Op: b.Op, State: BatchPlanned,
+				Attempts: b.Attempts, Items: part})
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE batches SET after_batch = ? WHERE after_batch = ?`, halves[1].ID, b.ID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("splitting batch %d: %w", b.ID, err)
+	}
+	return halves, nil
+}
+
+// failureBackoff is how long a subject whose operation failed waits before
+// the next run plans it again: 1 h, doubling per failure, at most 7 days.
+func failureBackoff(failures int) time.Duration {
+	d := time.Hour << min(failures-1, 8)
+	return min(d, 7*24*time.Hour)
+}
+
+// Resolve records final outcomes for items of b, and for each its audit
+// event in runID's log, all in one transaction: the subject's confirmed
+// state changes only on completed or accepted. When b has nothing left
+// pending it is done, and the batches that follow it are released; those
+// are returned, ready to send.
+func (d *DB) Resolve(ctx context.Context, runID string, b *Batch, results []Result) ([]*Batch, error) {
+	var released []*Batch
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		byID := map[int64]*Item{}
+		for i := range b.Items {
+			byID[b.Items[i].ID] = &b.Items[i]
+		}
+		now := d.Now()
+		var failedSubjects []string
+		for _, r := range results {
+			it := byID[r.ItemID]
+			if it == nil {
+				continue // already final
+			}
+			if err := d.resolveItem(ctx, tx, runID, b, it, r, now); err != nil {
+				return err
+			}
+			if r.Outcome == privsync.OutcomeFailed && !it.Last {
+				failedSubjects = append(failedSubjects, it.SubjectID)
+			}
+			delete(byID, r.ItemID)
+		}
+		left := b.Items[:0]
+		for _, it := range b.Items {
+			if byID[it.ID] != nil {
+				left = append(left, it)
+			}
+		}
+		b.Items = left
+		if len(left) > 0 {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'done', updated_at = ? WHERE id = ?`, now.UnixNano(), b.ID); err != nil {
+			return err
+		}
+		b.State = BatchDone
+		var err error
+		released, err = d.release(ctx, tx, runID, b, failedSubjects, now)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("recording outcomes of batch %d: %w", b.ID, err)
+	}
+	return released, nil
+}
+
+func (d *DB) resolveItem(ctx context.Context, tx *sql.Tx, runID string, b *Batch, it *Item, r Result, now time.Time) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE items SET outcome = ?, detail = ?, data_url = ? WHERE id = ?`,
+		string(r.Outcome), r.Detail, r.DataURL, it.ID); err != nil {
+		return err
+	}
+	key := []any{b.Vendor, it.IDType, it.SubjectID}
+	switch r.Outcome {
+	case privsync.OutcomeCompleted, privsync.OutcomeAccepted, privsync.OutcomeExpired:
+		var set string
+		var args []any
+		switch it.Op {
+		case privsync.OpRestrict:
+			set, args = `restrictions = ?`, []any{int(it.Restrictions)}
+		case privsync.OpRTBFSuppress:
+			set, args = `erasure = 1, erased_at = ?`, []any{now.UnixNano()}
+		case privsync.OpRemoveRTBFSuppress:
+			set, args = `erasure = 0, erased_at = NULL`, nil
+		case privsync.OpRTBFDelete, privsync.OpRemove, privsync.OpAnonymize:
+			set, args = `erasure = 2, erased_at = ?`, []any{now.UnixNano()}
+		case privsync.OpReview:
+			set, args = `access_request = ?`, []any{it.AccessRequest}
+		}
+		if r.Outcome == privsync.OutcomeExpired && it.Op != privsync.OpReview {
+			set, args = `failures = failures`, nil // the vendor forgot it: nothing confirmed
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE subjects SET `+set+` WHERE vendor = ? AND id_type = ? AND subject_id = ?`, append(args, key...)...); err != nil {
+			return err
+		}
+		if it.Last {
+			if _, err := tx.ExecContext(ctx, `UPDATE subjects SET in_flight = 0, settled = ?, failures = 0, retry_at = NULL
+				WHERE vendor = ? AND id_type = ? AND subject_id = ?`, append([]any{int64(it.FP)}, key...)...); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO fp_delta(fp, present) VALUES (?, 1)`, int64(it.FP)); err != nil {
+				return err
+			}
+		}
+	case privsync.OutcomeFailed:
+		var failures int
+		if err := tx.QueryRowContext(ctx, `UPDATE subjects SET in_flight = 0, failures = failures + 1
+			WHERE vendor = ? AND id_type = ? AND subject_id = ? RETURNING failures`, key...).Scan(&failures); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE subjects SET retry_at = ? WHERE vendor = ? AND id_type = ? AND subject_id = ?`,
+			append([]any{now.Add(failureBackoff(failures)).UnixNano()}, key...)...); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("outcome %q is not final", r.Outcome)
+	}
+	detail := r.Detail
+	if r.DataURL != "" {
+		detail = strings.TrimSpace("data report: " + r.DataURL + " " + detail)
+	}
+	return addEvent(ctx, tx, itemEvent(runID, b, it, string(r.Outcome), detail, now))
+}
+
+func itemEvent(runID string, b *Batch, it *Item, outcome, detail string, now time.Time) *Event {
+	var restr string
+	if it.Op == privsync.OpRestrict {
+		restr = it.Restrictions.String()
+	}
+	return &Event{RunID: runID, RecordedAt: rfc3339(now), Vendor: b.Vendor, SubjectID: it.SubjectID, IDType: it.IDType,
+		Operation: string(it.Op), Restrictions: restr, Outcome: outcome, VendorRef: b.VendorRef, Attempts: b.Attempts,
+		Detail: detail, ItemID: it.ID}
+}
+
+// release makes the batches that follow b ready; the items of subjects
+// whose preceding operation failed are failed too, never sent.
+func (d *DB) release(ctx context.Context, tx *sql.Tx, runID string, b *Batch, failedSubjects []string, now time.Time) ([]*Batch, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, run_id, vendor, operation, attempts FROM batches WHERE after_batch = ? AND state = 'waiting'`, b.ID)
+	if err != nil {
+		return nil, err
+	}
+	var next []*Batch
+	for rows.Next() {
+		nb := &Batch{State: BatchPlanned}
+		if err := rows.Scan(&nb.ID, &nb.RunID, &nb.Vendor, &nb.Op, &nb.Attempts); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		next = append(next, nb)
+	}
+	rows.Close()
+	failed := map[string]bool{}
+	for _, s := range failedSubjects {
+		failed[s] = true
+	}
+	var out []*Batch
+	for _, nb := range next {
+		if err := d.loadItems(ctx, tx, nb); err != nil {
+			return nil, err
+		}
+		var results []Result
+		for _, it := range nb.Items {
+			if failed[it.SubjectID] {
+				results = append(results, Result{ItemID: it.ID, Outcome: privsync.OutcomeFailed,
+					Detail: fmt.Sprintf("not sent: the preceding %s failed", b.Op)})
+			}
+		}
+		for _, r := range results {
+			for i := range nb.Items {
+				if nb.Items[i].ID == r.ItemID {
+					if err := d.resolveItem(ctx, tx, runID, nb, &nb.Items[i], r, now); err != nil {
+						return nil, err
+					}
+				}
+			}
+		}
+		if err := d.loadItems(ctx, tx, nb); err != nil {
+			return nil, err
+		}
+		state := BatchPlanned
+		if len(nb.Items) == 0 {
+			state = BatchDone
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE batches SET state = ?, updated_at = ? WHERE id = ?`, state, now.UnixNano(), nb.ID); err != nil {
+			return nil, err
+		}
+		if state == BatchPlanned {
+			out = append(out, nb)
+		}
+	}
+	return out, nil
+}
+
+// FinishRun records a pending row for every item not final as the run ends
+// (its final row comes in the report of the run that confirms it), marks
+// the run finished, and returns how many are pending.
+func (d *DB) FinishRun(ctx context.Context, runID string, stats any) (int, error) {
+	n := 0
+	err := d.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `SELECT b.id, b.vendor, b.state, b.attempts, b.vendor_ref, i.id, i.id_type, i.subject_id, i.operation, i.restrictions
+			FROM items i JOIN batches b ON b.id = i.batch_id WHERE i.outcome = 'pending' AND b.state NOT IN ('done', 'split') ORDER BY i.id`)
+		if err != nil {
+			return err
+		}
+		var evs []*Event
+		now := d.Now()
+		for rows.Next() {
+			var b Batch
+			var it Item
+			if err := rows.Scan(&b.ID, &b.Vendor, &b.State, &b.Attempts, &b.VendorRef, &it.ID, &it.IDType, &it.SubjectID, &it.Op, &it.Restrictions); err != nil {
+				rows.Close()
+				return err
+			}
+			detail := map[string]string{
+				BatchWaiting:   "not sent yet: waits for the operation before it",
+				BatchPlanned:   "not sent yet: the next run sends it",
+				BatchSending:   "sent, no receipt yet: the next run sends it again",
+				BatchSubmitted: "accepted by the vendor, not confirmed yet: the next run (or status --poll) asks again",
+			}[b.State]
+			evs = append(evs, itemEvent(runID, &b, &it, string(privsync.OutcomePending), detail, now))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		for _, e := range evs {
+			if err := addEvent(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		n = len(evs)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("closing run %s: %w", runID, err)
+	}
+	return n, d.SetRunState(ctx, runID, RunFinished, stats)
+}
+
+// OutcomeCounts counts a run's events by outcome.
+func (d *DB) OutcomeCounts(ctx context.Context, runID string) (map[string]int, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT outcome, COUNT(*) FROM events WHERE run_id = ? GROUP BY outcome`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("counting outcomes: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]int{}
+	for rows.Next() {
+		var o string
+		var n int
+		if err := rows.Scan(&o, &n); err != nil {
+			return nil, err
+		}
+		out[o] = n
+	}
+	return out, rows.Err()
+}
