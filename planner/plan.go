@@ -126,7 +126,10 @@ type planner struct {
 	refs  []ref
 	seen  map[uint64]uint32   // key hash -> ordinal of its first row
 	dups  map[uint64][]uint32 // key hash -> ordinals of every row, for keys seen twice
-	skip  map[uint32]bool     // ordinals that lose to a later row or conflict
+	// dupKeys names the keys seen twice, so the rejects of conflicting
+	// rows name their subject even when the rows are not held in memory.
+	dupKeys map[uint64]privsync.Key
+	skip    map[uint32]bool // ordinals that lose to a later row or conflict
 
 	cands    []candidate
 	overflow bool
@@ -143,7 +146,7 @@ func Plan(ctx context.Context, src Source, led Ledger, sink Sink, opts Options) 
 		opts.LookupChunk = 50_000
 	}
 	p := &planner{opts: opts, led: led, sink: sink,
-		seen: map[uint64]uint32{}, dups: map[uint64][]uint32{}, skip: map[uint32]bool{}}
+		seen: map[uint64]uint32{}, dups: map[uint64][]uint32{}, dupKeys: map[uint64]privsync.Key{}, skip: map[uint32]bool{}}
 	p.stats.Operations = map[string]map[privsync.Operation]int{}
 	p.batcher = newBatcher(sink, opts.Limits)
 	set, err := led.Settled(ctx)
@@ -200,6 +203,7 @@ func (f *firstPass) Row(r *privsync.Row) error {
 	if first, ok := p.seen[kh]; ok {
 		if len(p.dups[kh]) == 0 {
 			p.dups[kh] = append(p.dups[kh], first)
+			p.dupKeys[kh] = privsync.Key{Vendor: clone(r.Vendor), IDType: clone(r.IDType), SubjectID: clone(r.SubjectID)}
 		}
 		p.dups[kh] = append(p.dups[kh], ord)
 	} else {
@@ -291,10 +295,9 @@ func (p *planner) resolveDuplicates(ctx context.Context) error {
 			p.skip[o] = true
 			r := p.refs[o]
 			e := &privsync.RowError{File: p.files[r.file], Line: r.line, Column: "updated_at",
-				Reason: fmt.Sprintf("conflicting rows for the same subject (%s) and no later updated_at to choose between them", joinLines(lines))}
-			if c := p.candidateByOrd(o); c != nil {
-				e.Vendor, e.SubjectID = c.row.Vendor, c.row.SubjectID
-			}
+				Reason:    fmt.Sprintf("conflicting rows for the same subject (%s) and no later updated_at to choose between them", joinLines(lines)),
+				Vendor:    p.dupKeys[kh].Vendor,
+				SubjectID: p.dupKeys[kh].SubjectID}
 			if err := p.reject(ctx, e); err != nil {
 				return err
 			}
@@ -315,14 +318,6 @@ func joinLines(ls []string) string {
 		s += l
 	}
 	return s
-}
-
-func (p *planner) candidateByOrd(o uint32) *candidate {
-	i, ok := slices.BinarySearchFunc(p.cands, o, func(c candidate, o uint32) int { return int(c.ord) - int(o) })
-	if !ok {
-		return nil
-	}
-	return &p.cands[i]
 }
 
 type secondPass struct {
