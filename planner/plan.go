@@ -130,6 +130,9 @@ type planner struct {
 	// rows name their subject even when the rows are not held in memory.
 	dupKeys map[uint64]privsync.Key
 	skip    map[uint32]bool // ordinals that lose to a later row or conflict
+	// settledRows counts the rows whose request the ledger has settled:
+	// unchanged, unless a later or conflicting row of their subject drops them.
+	settledRows int
 
 	cands    []candidate
 	overflow bool
@@ -161,6 +164,7 @@ func Plan(ctx context.Context, src Source, led Ledger, sink Sink, opts Options) 
 	if err := p.resolveDuplicates(ctx); err != nil {
 		return nil, err
 	}
+	p.stats.Unchanged += p.settledRows
 	if p.overflow {
 		p.stats.Passes = 2
 		held := uint32(0)
@@ -210,6 +214,7 @@ func (f *firstPass) Row(r *privsync.Row) error {
 		p.seen[kh] = ord
 	}
 	if p.set.Has(fp) {
+		p.settledRows++
 		return nil
 	}
 	if len(p.cands) >= p.opts.MaxCandidates {
@@ -269,7 +274,7 @@ func (p *planner) resolveDuplicates(ctx context.Context) error {
 			if p.refs[o].ts == latest {
 				top = append(top, o)
 			} else {
-				p.skip[o] = true
+				p.drop(o)
 				p.stats.Superseded++
 			}
 		}
@@ -282,7 +287,7 @@ func (p *planner) resolveDuplicates(ctx context.Context) error {
 		}
 		if !conflicting { // identical duplicates: keep the last, drop the rest
 			for _, o := range top[:len(top)-1] {
-				p.skip[o] = true
+				p.drop(o)
 				p.stats.Superseded++
 			}
 			continue
@@ -292,7 +297,7 @@ func (p *planner) resolveDuplicates(ctx context.Context) error {
 			lines[i] = fmt.Sprintf("%s row %d", p.files[p.refs[o].file], p.refs[o].line)
 		}
 		for _, o := range top {
-			p.skip[o] = true
+			p.drop(o)
 			r := p.refs[o]
 			e := &privsync.RowError{File: p.files[r.file], Line: r.line, Column: "updated_at",
 				Reason:    fmt.Sprintf("conflicting rows for the same subject (%s) and no later updated_at to choose between them", joinLines(lines)),
@@ -304,6 +309,14 @@ func (p *planner) resolveDuplicates(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// drop sets aside a row that loses to another row of its subject.
+func (p *planner) drop(o uint32) {
+	p.skip[o] = true
+	if p.set.Has(p.refs[o].fp) {
+		p.settledRows--
+	}
 }
 
 func joinLines(ls []string) string {
