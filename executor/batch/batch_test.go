@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -322,5 +323,18 @@ func TestClientOverTLS(t *testing.T) {
 	c := newClient(t, batch.Config{BaseURL: url, HTTPClient: hc})
 	if _, err := c.Submit(context.Background(), []vendorapi.Item{item("custom_id", "u", privsync.OpReview)}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// BenchmarkRequestRoundTrip is one Batch.com request and its status poll.
+func BenchmarkRequestRoundTrip(b *testing.B) {
+	e := simtest.Start(b, func(now func() time.Time) *batch.Sim {
+		return batch.NewSim(batch.SimOptions{Options: simkit.Options{Now: now}})
+	}, func(url string) (*batch.Client, error) {
+		return batch.New(batch.Config{BaseURL: url, AppAPIKey: app, RESTAPIKey: rest})
+	})
+	for i := 0; b.Loop(); i++ {
+		it := item("custom_id", fmt.Sprintf("u%d", i), privsync.OpRemove)
+		e.Poll(b, e.Submit(b, it).Ref, it)
 	}
 }

@@ -275,3 +275,13 @@ func TestClientOverTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func BenchmarkBulkOf1000(b *testing.B) {
+	e := simtest.Start(b, func(now func() time.Time) *bloomreach.Sim {
+		return bloomreach.NewSim(bloomreach.SimOptions{Options: simkit.Options{Now: now}})
+	}, func(url string) (*bloomreach.Client, error) { return newClient(bloomreach.Config{BaseURL: url}) })
+	items := many(1000)
+	for b.Loop() {
+		e.Submit(b, items...)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -403,4 +404,31 @@ func TestClientOverTLS(t *testing.T) {
 	if _, err := newClient(t, url, key, hc).Submit(context.Background(), []vendorapi.Item{op("p", privsync.OpRTBFDelete)}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// BenchmarkBatchOf1000 sends 1,000 profiles that each change all three
+// flags and polls the 3,000 rows: the largest status body a batch makes.
+func BenchmarkBatchOf1000(b *testing.B) {
+	e := simtest.Start(b, func(now func() time.Time) *sfmc.Sim {
+		return sfmc.NewSim(sfmc.SimOptions{Options: simkit.Options{Now: now}, APIKey: key})
+	}, func(url string) (*sfmc.Client, error) {
+		return sfmc.New(sfmc.Config{BaseURL: url, CustomerMID: mid, APIKey: key})
+	})
+	items := make([]vendorapi.Item, 1000)
+	all := privsync.DoNotTrack | privsync.DoNotProfile | privsync.DoNotProcess
+	var bodyBytes int
+	for i := 0; b.Loop(); i++ {
+		for j := range items {
+			items[j] = restrict(fmt.Sprintf("profile-%d-%04d", i, j), all)
+		}
+		ref := e.Submit(b, items...).Ref
+		if got := e.Poll(b, ref, items...); len(got) != 1000 {
+			b.Fatal(len(got))
+		}
+		if i == 0 {
+			_, body := e.Raw(b, "GET", "/api/v2/organization/"+mid+"/privacy/"+ref, bearer("Bearer "+key), "")
+			bodyBytes = len(body)
+		}
+	}
+	b.ReportMetric(float64(bodyBytes), "status-bytes")
 }

@@ -163,3 +163,14 @@ func TestSecretOKAndDone(t *testing.T) {
 		t.Fatal("Done")
 	}
 }
+
+func TestLatencyDelaysTheAnswer(t *testing.T) {
+	b := newBase(simkit.Options{Faults: simkit.Faults{Latency: simkit.Duration(30 * time.Millisecond)}})
+	start := time.Now()
+	if code := get(b).Code; code != 200 {
+		t.Fatal(code)
+	}
+	if d := time.Since(start); d < 30*time.Millisecond {
+		t.Fatalf("answered after %v", d)
+	}
+}
