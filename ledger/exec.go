@@ -437,3 +437,32 @@ func (d *DB) OutcomeCounts(ctx context.Context, runID string) (map[string]int, e
 	}
 	return out, rows.Err()
 }
+
+// BatchCount is how many batches and pending items a vendor has in a state.
+type BatchCount struct {
+	Vendor    string `json:"vendor"`
+	State     string `json:"state"`
+	Batches   int    `json:"batches"`
+	Items     int    `json:"items"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// OpenBatchCounts counts the batches that still have work, per vendor and state.
+func (d *DB) OpenBatchCounts(ctx context.Context) ([]BatchCount, error) {
+	rows, err := d.db.QueryContext(ctx, `SELECT b.vendor, b.state, COUNT(DISTINCT b.id), COUNT(i.id), COALESCE(MAX(b.last_error), '')
+		FROM batches b LEFT JOIN items i ON i.batch_id = b.id AND i.outcome = 'pending'
+		WHERE b.state NOT IN ('done', 'split') GROUP BY b.vendor, b.state ORDER BY b.vendor, b.state`)
+	if err != nil {
+		return nil, fmt.Errorf("counting open batches: %w", err)
+	}
+	defer rows.Close()
+	var out []BatchCount
+	for rows.Next() {
+		var c BatchCount
+		if err := rows.Scan(&c.Vendor, &c.State, &c.Batches, &c.Items, &c.LastError); err != nil {
+			return nil, err
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}

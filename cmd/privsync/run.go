@@ -151,9 +151,13 @@ func (m *Main) run(ctx context.Context, args []string) error {
 }
 
 func (m *Main) execute(ctx context.Context, c *common, db *ledger.DB, vendors []executor.Vendor, runID string, wait time.Duration, rep *reportSync) (*executor.Result, error) {
+	return m.executeWith(ctx, c, db, vendors, runID, wait, rep, false)
+}
+
+func (m *Main) executeWith(ctx context.Context, c *common, db *ledger.DB, vendors []executor.Vendor, runID string, wait time.Duration, rep *reportSync, pollOnly bool) (*executor.Result, error) {
 	prog := m.newProgress(c, vendors)
 	defer prog.finish()
-	return executor.Execute(ctx, db, vendors, executor.Options{RunID: runID, Wait: wait, Log: c.log, Progress: prog,
+	return executor.Execute(ctx, db, vendors, executor.Options{RunID: runID, Wait: wait, PollOnly: pollOnly, Log: c.log, Progress: prog,
 		Resolved: func(ctx context.Context) {
 			if err := rep.sync(ctx); err != nil {
 				c.log.Error("writing the report", "error", err)

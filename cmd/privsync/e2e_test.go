@@ -1,0 +1,423 @@
+package main
+
+// End-to-end tests: the real privsync binary against the real vendorsim
+// binary over loopback HTTP, on files in testdata/.
+
+import (
+	"bufio"
+	"bytes"
+	"database/sql"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	_ "modernc.org/sqlite"
+)
+
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildErr  error
+)
+
+// binaries builds privsync and vendorsim once per test process.
+func binaries(t *testing.T) (privsync, vendorsim string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("end-to-end test: skipped with -short")
+	}
+	buildOnce.Do(func() {
+		binDir, buildErr = os.MkdirTemp("", "privsync-e2e-")
+		if buildErr != nil {
+			return
+		}
+		for _, pkg := range []string{".", "../vendorsim"} {
+			name := filepath.Base(pkg)
+			if pkg == "." {
+				name = "privsync"
+			}
+			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
+			if err != nil {
+				buildErr = fmt.Errorf("building %s: %v\n%s", pkg, err, out)
+				return
+			}
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return filepath.Join(binDir, "privsync"), filepath.Join(binDir, "vendorsim")
+}
+
+// sim is a running vendorsim process.
+type sim struct{ url string }
+
+func startSim(t *testing.T, args ...string) *sim {
+	t.Helper()
+	_, vs := binaries(t)
+	cmd := exec.Command(vs, append([]string{"--addr", "127.0.0.1:0", "--log-level", "info"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() {
+		line := sc.Text()
+		if i := strings.Index(line, "url="); i >= 0 && strings.Contains(line, "listening") {
+			url := strings.Fields(line[i+4:])[0]
+			go io.Copy(io.Discard, stderr)
+			return &sim{url: url}
+		}
+	}
+	t.Fatalf("vendorsim did not say where it listens")
+	return nil
+}
+
+func (s *sim) get(t *testing.T, path string, into any) {
+	t.Helper()
+	resp, err := http.Get(s.url + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+		t.Fatalf("decoding %s: %v", path, err)
+	}
+}
+
+func (s *sim) post(t *testing.T, path, body string) {
+	t.Helper()
+	resp, err := http.Post(s.url+path, "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		t.Fatalf("POST %s: HTTP %d", path, resp.StatusCode)
+	}
+}
+
+type simStats map[string]struct {
+	Requests int            `json:"requests"`
+	ByStatus map[string]int `json:"by_status"`
+	Sent429  int            `json:"sent_429"`
+}
+
+func (s simStats) total() int {
+	n := 0
+	for _, v := range s {
+		n += v.Requests
+	}
+	return n
+}
+
+// workspace is one test's config, ledger and report directory.
+type workspace struct {
+	dir, config, ledger, reports string
+}
+
+func newWorkspace(t *testing.T, s *sim, extra string) *workspace {
+	t.Helper()
+	dir := t.TempDir()
+	w := &workspace{dir: dir, config: filepath.Join(dir, "privsync.toml"), ledger: filepath.Join(dir, "ledger.db"), reports: filepath.Join(dir, "reports")}
+	cfg := fmt.Sprintf(`ledger = %q
+report_dir = %q
+[vendors.sfmc]
+kind = "sfmc"
+base_url = %q
+customer_mid = "12345678"
+api_key_env = "E2E_SFMC_KEY"
+requests_per_second = 40
+burst = 4
+max_in_flight = 4
+batch_size = 50
+poll_interval = "50ms"
+[vendors.batch-ios]
+kind = "batch"
+base_url = %q
+app_api_key = "IOSKEY"
+rest_api_key_env = "E2E_BATCH_KEY"
+requests_per_second = 80
+burst = 4
+max_in_flight = 8
+poll_interval = "50ms"
+[vendors.bloomreach]
+kind = "bloomreach"
+base_url = %q
+project_token = "proj-1"
+api_key_id_env = "E2E_BR_ID"
+api_secret_file = %q
+requests_per_second = 40
+burst = 4
+%s
+`, w.ledger, w.reports, s.url, s.url, s.url, filepath.Join(dir, "br-secret"), extra)
+	if err := os.WriteFile(filepath.Join(dir, "br-secret"), []byte("s3cret-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(w.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
+// privsync runs the binary and returns its exit code and output.
+func (w *workspace) privsync(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	bin, _ := binaries(t)
+	cmd := w.command(t, bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errb.String()
+}
+
+func (w *workspace) command(t *testing.T, bin string, args ...string) *exec.Cmd {
+	cmd := exec.Command(bin, append([]string{args[0], "--config", w.config}, args[1:]...)...)
+	cmd.Env = append(os.Environ(), "E2E_SFMC_KEY=sfmc-token", "E2E_BATCH_KEY=batch-token", "E2E_BR_ID=br-id")
+	return cmd
+}
+
+// desiredState computes, independently of privsync's code, what the
+// vendors must hold after a clean input (no bad rows, no duplicates, no
+// magic ids) has been synced: the /_sim/state JSON.
+func desiredState(t *testing.T, path string) map[string]any {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, h := range recs[0] {
+		col[h] = i
+	}
+	sfmcState := map[string]any{}
+	batchState := map[string]any{}
+	var anonymized []string
+	for _, r := range recs[1:] {
+		v, id, typ, restr, erase, access := r[col["vendor"]], r[col["subject_id"]], r[col["id_type"]], r[col["restrictions"]], r[col["erasure"]], r[col["access_request"]]
+		switch v {
+		case "sfmc":
+			switch {
+			case erase == "delete":
+				sfmcState[id] = map[string]any{"restrictions": []any{}, "erasure": "deleted"}
+			case erase == "suppress":
+				sfmcState[id] = map[string]any{"restrictions": []any{}, "erasure": "suppressed"}
+			case restr != "":
+				list := []any{}
+				for _, name := range []string{"do_not_track", "do_not_profile", "do_not_process"} {
+					if slices.Contains(strings.Split(restr, "|"), name) {
+						list = append(list, name)
+					}
+				}
+				sfmcState[id] = map[string]any{"restrictions": list, "erasure": "none"}
+			}
+		case "batch-ios":
+			reviews := 0.0
+			if access != "" {
+				reviews = 1
+			}
+			batchState[typ+":"+id] = map[string]any{"reviews": reviews, "removed": erase == "delete"}
+		case "bloomreach":
+			if erase == "delete" {
+				anonymized = append(anonymized, typ+":"+id)
+			}
+		}
+	}
+	slices.Sort(anonymized)
+	list := make([]any, len(anonymized))
+	for i, a := range anonymized {
+		list[i] = a
+	}
+	return map[string]any{
+		"sfmc":       map[string]any{"12345678": sfmcState},
+		"batch":      map[string]any{"IOSKEY": batchState},
+		"bloomreach": map[string]any{"proj-1": map[string]any{"anonymized": list}},
+	}
+}
+
+func assertStateIs(t *testing.T, s *sim, want map[string]any) {
+	t.Helper()
+	var got map[string]any
+	s.get(t, "/_sim/state", &got)
+	gb, _ := json.Marshal(got)
+	wb, _ := json.Marshal(want)
+	if !bytes.Equal(gb, wb) {
+		t.Fatalf("vendor state differs from the desired state of the input\n got: %.2000s\nwant: %.2000s\nfirst difference near byte %d", gb, wb, firstDiff(gb, wb))
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}
+
+const desiredCSV = "../../testdata/e2e/desired.csv"
+
+func TestE2ERunReachesDesiredStateAndRerunSendsNothing(t *testing.T) {
+	s := startSim(t, "--async-delay", "100ms", "--sfmc-rps", "40", "--batch-rps", "80", "--bloomreach-rps", "40")
+	w := newWorkspace(t, s, "")
+	code, _, stderr := w.privsync(t, "run", "--wait", "60s", "--quiet", desiredCSV)
+	if code != 0 {
+		t.Fatalf("run: exit %d\n%s", code, stderr)
+	}
+	assertStateIs(t, s, desiredState(t, desiredCSV))
+	if strings.Contains(stderr, "token") || strings.Contains(stderr, "s3cret") {
+		t.Errorf("a secret leaked into the output:\n%s", stderr)
+	}
+
+	var before, after simStats
+	s.get(t, "/_sim/stats", &before)
+	code, _, stderr = w.privsync(t, "run", "--wait", "60s", "--quiet", desiredCSV)
+	if code != 0 {
+		t.Fatalf("second run: exit %d\n%s", code, stderr)
+	}
+	s.get(t, "/_sim/stats", &after)
+	if n := after.total() - before.total(); n != 0 {
+		t.Fatalf("second run of the same input sent %d requests, want 0", n)
+	}
+	if before["sfmc"].Sent429+before["batch"].Sent429+before["bloomreach"].Sent429 != 0 {
+		t.Errorf("limits at the vendor's rate still met 429s: %+v", before)
+	}
+}
+
+func TestE2EFaultsStillReachDesiredState(t *testing.T) {
+	s := startSim(t, "--async-delay", "100ms", "--error-rate", "0.1", "--rate-429", "0.05", "--reset-rate", "0.02",
+		"--latency", "50ms", "--sfmc-rps", "0", "--batch-rps", "0", "--bloomreach-rps", "0", "--seed", "7")
+	w := newWorkspace(t, s, "")
+	code, _, stderr := w.privsync(t, "run", "--wait", "120s", "--quiet", desiredCSV)
+	if code != 0 {
+		t.Fatalf("run under faults: exit %d\n%s", code, stderr)
+	}
+	assertStateIs(t, s, desiredState(t, desiredCSV))
+	var st simStats
+	s.get(t, "/_sim/stats", &st)
+	if st["batch"].ByStatus["500"]+st["batch"].ByStatus["503"]+st["sfmc"].ByStatus["500"]+st["sfmc"].ByStatus["503"] == 0 {
+		t.Fatalf("no fault was injected, the test proves nothing: %+v", st)
+	}
+}
+
+func TestE2ECrashAtRandomMomentsLosesNothing(t *testing.T) {
+	s := startSim(t, "--async-delay", "300ms", "--latency", "20ms", "--seed", "3")
+	w := newWorkspace(t, s, "")
+	bin, _ := binaries(t)
+	rng := rand.New(rand.NewPCG(42, 1))
+	kills := 0
+	for i := 0; i < 12; i++ {
+		cmd := w.command(t, bin, "run", "--wait", "60s", "--quiet", desiredCSV)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-time.After(time.Duration(rng.Int64N(int64(1500 * time.Millisecond)))):
+			cmd.Process.Signal(syscall.SIGKILL)
+			<-done
+			kills++
+		case <-done: // finished before its kill point
+		}
+	}
+	if kills < 10 {
+		t.Fatalf("only %d of 12 runs were killed mid-way: make the run slower", kills)
+	}
+	code, _, stderr := w.privsync(t, "run", "--wait", "60s", "--quiet", desiredCSV)
+	if code != 0 {
+		t.Fatalf("run after %d kills: exit %d\n%s", kills, code, stderr)
+	}
+	assertStateIs(t, s, desiredState(t, desiredCSV))
+
+	db, err := sql.Open("sqlite", "file:"+w.ledger+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var dupes int
+	if err := db.QueryRow(`SELECT COUNT(*) FROM (SELECT vendor, subject_id, operation FROM events
+		WHERE outcome IN ('completed', 'accepted', 'failed', 'expired') GROUP BY 1, 2, 3 HAVING COUNT(*) > 1)`).Scan(&dupes); err != nil {
+		t.Fatal(err)
+	}
+	if dupes != 0 {
+		t.Fatalf("%d (vendor, subject, operation) have more than one final outcome in the ledger", dupes)
+	}
+	var finals, items int
+	db.QueryRow(`SELECT COUNT(*) FROM events WHERE outcome IN ('completed', 'accepted')`).Scan(&finals)
+	db.QueryRow(`SELECT COUNT(*) FROM items`).Scan(&items)
+	if finals != items {
+		t.Fatalf("%d items but %d confirmed outcomes: every item must be confirmed once", items, finals)
+	}
+}
+
+func TestE2ESecondRunOnSameLedgerIsRefused(t *testing.T) {
+	s := startSim(t, "--async-delay", "5s", "--sfmc-rps", "0")
+	w := newWorkspace(t, s, "")
+	bin, _ := binaries(t)
+	first := w.command(t, bin, "run", "--wait", "30s", "--quiet", desiredCSV)
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { first.Process.Kill(); first.Wait() })
+	// The lock file names its holder once the lock is taken.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, _ := os.ReadFile(w.ledger + ".lock")
+		if bytes.Contains(b, []byte("pid")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the first run never took the ledger lock")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	code, _, stderr := w.privsync(t, "run", "--quiet", desiredCSV)
+	if code != 1 || !strings.Contains(stderr, "in use") || !strings.Contains(stderr, fmt.Sprint(first.Process.Pid)) {
+		t.Fatalf("second run: exit %d, want 1 naming the holder (pid %d)\n%s", code, first.Process.Pid, stderr)
+	}
+}
+
+func TestE2EBadInputStopsBeforeSending(t *testing.T) {
+	s := startSim(t)
+	w := newWorkspace(t, s, "")
+	missing := filepath.Join(t.TempDir(), "nope.csv")
+	code, _, stderr := w.privsync(t, "run", "--quiet", desiredCSV, missing)
+	if code != 2 || !strings.Contains(stderr, "nope.csv") {
+		t.Fatalf("missing input: exit %d, want 2 naming the file\n%s", code, stderr)
+	}
+	var st simStats
+	s.get(t, "/_sim/stats", &st)
+	if st.total() != 0 {
+		t.Fatalf("%d requests were sent for an input that could not be read", st.total())
+	}
+}
