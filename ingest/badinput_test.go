@@ -131,6 +131,8 @@ func TestBadInput(t *testing.T) {
 		{name: "unterminated quote", content: badRow(`sfmc,"p-2,,,,,`),
 			wantErr: `CSV syntax error at line 3, column 16: extraneous or missing " in quoted-field`, wantLine: 3},
 		{name: "binary named .csv", content: "\x00\x01\x02\xff\xfe\x00binary\x00",
+			wantErr: "not a CSV file: it holds binary data"},
+		{name: "header not UTF-8", content: "vendor,subject_id,\xff\xfe\n",
 			wantErr: "not a CSV file: the header is not UTF-8 text", wantLine: 1},
 		{name: "parquet named .csv", setup: func(t *testing.T, dir string) string {
 			p := toParquet(t, dir, "x.parquet", badRow("sfmc,p-2,,,,,"), gendata.ParquetOptions{})

@@ -59,11 +59,16 @@ func openCSV(path string, in io.Reader, closer io.Closer, s *session) (*csvSourc
 		m.h = sha256.New()
 	}
 	br := bufio.NewReaderSize(m, csvBufferSize)
-	head, _ := br.Peek(4)
-	if bytes.HasPrefix(head, utf8BOM) {
+	head, _ := br.Peek(512)
+	switch {
+	case bytes.HasPrefix(head, utf8BOM):
 		br.Discard(len(utf8BOM))
-	} else if string(head) == "PAR1" {
+	case bytes.HasPrefix(head, []byte("PAR1")):
 		return nil, fileErr(path, 0, "not a CSV file: it is a Parquet file (rename it .parquet)")
+	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
+		return nil, fileErr(path, 0, "not a CSV file: it is gzip-compressed (decompress it first)")
+	case bytes.IndexByte(head, 0) >= 0:
+		return nil, fileErr(path, 0, "not a CSV file: it holds binary data")
 	}
 	r := csv.NewReader(br)
 	r.ReuseRecord = true

@@ -12,11 +12,14 @@
 //
 //	go run ./bench/gen convert -in testdata/sample.csv -out testdata/sample.parquet -compression snappy -row-group 150 -list-restrictions
 //	go run ./bench/gen convert -in testdata/sample.csv -parts 2 -dir testdata/sample-parts -compression zstd,gzip
-//	go run ./bench/gen rows -n 1000 -o /tmp/x.csv && go run ./bench/gen convert -in /tmp/x.csv -out /tmp/x.parquet &&
-//	    head -c 3000 /tmp/x.parquet > testdata/broken/truncated.parquet
+//	head -c 4000 testdata/sample.parquet > testdata/broken/truncated.parquet
+//	(echo vendor,profile_id,id_type,restrictions,erasure,access_request,updated_at;
+//	    sed -n 2,4p testdata/sample.csv | cut -d, -f1-7) > testdata/broken/no-subject.csv
+//	gzip -9 -n -c testdata/sample.csv > testdata/broken/binary.csv
 //
-// (testdata/broken/no-subject.csv and testdata/broken/binary.csv are small
-// hand-made files.) A 10M-row benchmark input:
+// (sample.csv has 292 rows: -row-group 150 makes two row groups; rerun these
+// whenever sample.csv changes, ingest's TestSamples checks they agree.)
+// A 10M-row benchmark input:
 //
 //	go run ./bench/gen rows -n 10000000 -o bench/out/10m.csv
 //	go run ./bench/gen rows -o bench/out/10m-changed.csv -base bench/out/10m.csv -changed-pct 1
