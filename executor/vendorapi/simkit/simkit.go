@@ -153,28 +153,11 @@ func (b *Base) SetAsyncDelay(d time.Duration) {
 	b.asyncDelay = d
 }
 
-// Faults returns the faults injected now.
-func (b *Base) Faults() Faults {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.faults
-}
-
 // SetFaults changes the faults injected.
 func (b *Base) SetFaults(f Faults) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.faults = f
-}
-
-// RateLimit returns the requests per second allowed (0: unlimited).
-func (b *Base) RateLimit() float64 {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.limiter == nil {
-		return 0
-	}
-	return float64(b.limiter.Limit())
 }
 
 // SetRateLimit sets the token bucket: rps requests per second with a burst
@@ -358,12 +341,6 @@ const (
 
 // Is reports whether subject carries the magic marker.
 func Is(subject, magic string) bool { return strings.Contains(subject, magic) }
-
-// Done reports whether async work started at start, taking delay, is
-// complete at now.
-func Done(start time.Time, delay time.Duration, now time.Time) bool {
-	return !now.Before(start.Add(delay))
-}
 
 // ManualClock is a clock that moves only when told: tests and demos use its
 // Now as Options.Now to complete async work without sleeping.
