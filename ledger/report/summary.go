@@ -1,0 +1,263 @@
+package report
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/privsync/privsync"
+	"github.com/privsync/privsync/ledger"
+)
+
+// SummarySource is what WriteSummary reads the run's events from.
+// *ledger.DB satisfies it.
+type SummarySource interface {
+	Source
+}
+
+// InputFile is one input file of a run. It decodes the ledger's RunInputs
+// (ingest.FileInfo marshalled with its Go field names) as well as its own
+// JSON.
+type InputFile struct {
+	Path     string `json:"path"`
+	Format   string `json:"format"`
+	SHA256   string `json:"sha256"`
+	Size     int64  `json:"size"`
+	Rows     int64  `json:"rows"`
+	Rejected int64  `json:"rejected"`
+}
+
+// ParseInputs decodes the JSON array the ledger keeps for a run's inputs
+// ((*ledger.DB).RunInputs).
+func ParseInputs(raw json.RawMessage) ([]InputFile, error) {
+	var in []InputFile
+	if len(bytes.TrimSpace(raw)) == 0 {
+		return nil, nil
+	}
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, fmt.Errorf("reading the run's inputs: %w", err)
+	}
+	return in, nil
+}
+
+// SummaryInfo is what the summary says about a run that the events do not.
+type SummaryInfo struct {
+	Mode       string      // incremental or snapshot
+	StartedAt  time.Time   // zero if unknown
+	FinishedAt time.Time   // zero if unknown
+	Inputs     []InputFile // see ParseInputs
+}
+
+// Summary is the content of {run_id}.summary.json.
+type Summary struct {
+	RunID      string      `json:"run_id"`
+	Mode       string      `json:"mode"`
+	StartedAt  string      `json:"started_at,omitempty"`
+	FinishedAt string      `json:"finished_at,omitempty"`
+	Inputs     []InputFile `json:"inputs"`
+	Report     ReportFile  `json:"report"`
+	// Counts holds report rows per vendor, operation and outcome; "(none)"
+	// stands for an empty vendor or operation (a rejected input row).
+	Counts   map[string]map[string]map[string]int64 `json:"counts"`
+	Outcomes map[string]int64                       `json:"outcomes"`
+	// Reasons are the commonest details of rows that did not succeed.
+	Reasons []Reason `json:"reasons"`
+}
+
+// ReportFile identifies the CSV a summary belongs to.
+type ReportFile struct {
+	File      string `json:"file"`
+	Rows      int64  `json:"rows"`
+	FinalHash string `json:"final_hash"`
+	Algorithm string `json:"algorithm"`
+}
+
+// Reason is how often one reason explains one outcome at one vendor.
+type Reason struct {
+	Outcome string `json:"outcome"`
+	Vendor  string `json:"vendor"`
+	Reason  string `json:"reason"`
+	Count   int64  `json:"count"`
+}
+
+const algorithm = "sha256 over the fields seq..prev_hash as written, joined by U+001F; first prev_hash 64 zeros"
+
+// SummaryPaths returns the JSON and Markdown summary files of a run in dir.
+func SummaryPaths(dir, runID string) (jsonPath, mdPath string) {
+	return filepath.Join(dir, runID+".summary.json"), filepath.Join(dir, runID+".summary.md")
+}
+
+// WriteSummary brings the run's report in dir up to date with src (as
+// Sync does), then writes {run_id}.summary.json and {run_id}.summary.md
+// beside it. Counts come from the report's rows; the summary records the
+// report's row count and final hash, which is what proves, later, that no
+// row was cut from its end.
+func WriteSummary(ctx context.Context, dir, runID string, src SummarySource, info SummaryInfo) error {
+	w, err := Open(dir, runID)
+	if err != nil {
+		return err
+	}
+	agg := newAggregate()
+	err = w.sync(ctx, src, agg.add)
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	s := &Summary{RunID: runID, Mode: info.Mode, Inputs: info.Inputs,
+		Report: ReportFile{File: filepath.Base(w.Path()), Rows: w.seq, FinalHash: w.prev, Algorithm: algorithm},
+		Counts: agg.counts, Outcomes: agg.outcomes, Reasons: agg.reasons()}
+	if s.Inputs == nil {
+		s.Inputs = []InputFile{}
+	}
+	if !info.StartedAt.IsZero() {
+		s.StartedAt = info.StartedAt.UTC().Format(time.RFC3339)
+	}
+	if !info.FinishedAt.IsZero() {
+		s.FinishedAt = info.FinishedAt.UTC().Format(time.RFC3339)
+	}
+	js, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the summary: %w", err)
+	}
+	jsonPath, mdPath := SummaryPaths(dir, runID)
+	if err := writeFileAtomic(jsonPath, append(js, '\n')); err != nil {
+		return err
+	}
+	return writeFileAtomic(mdPath, s.Markdown())
+}
+
+// ReadSummary reads a {run_id}.summary.json.
+func ReadSummary(path string) (*Summary, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the summary: %w", err)
+	}
+	var s Summary
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("reading the summary %s: %w", path, err)
+	}
+	return &s, nil
+}
+
+// aggregate counts events.
+type aggregate struct {
+	counts   map[string]map[string]map[string]int64
+	outcomes map[string]int64
+	why      map[Reason]int64
+}
+
+func newAggregate() *aggregate {
+	return &aggregate{counts: map[string]map[string]map[string]int64{}, outcomes: map[string]int64{}, why: map[Reason]int64{}}
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func (a *aggregate) add(e *ledger.Event) {
+	v, op := orNone(e.Vendor), orNone(e.Operation)
+	if a.counts[v] == nil {
+		a.counts[v] = map[string]map[string]int64{}
+	}
+	if a.counts[v][op] == nil {
+		a.counts[v][op] = map[string]int64{}
+	}
+	a.counts[v][op][e.Outcome]++
+	a.outcomes[e.Outcome]++
+	if badOutcome(e.Outcome) {
+		a.why[Reason{Outcome: e.Outcome, Vendor: v, Reason: reasonOf(e.Detail)}]++
+	}
+}
+
+// badOutcomes are the outcomes that need explaining, worst first.
+var badOutcomes = []string{string(privsync.OutcomeFailed), string(privsync.OutcomeExpired), string(privsync.OutcomeConflict),
+	string(privsync.OutcomeRejected), string(privsync.OutcomeUnsupported)}
+
+func badOutcome(o string) bool { return slices.Contains(badOutcomes, o) }
+
+const topReasons = 5
+
+// reasons returns the commonest reasons per outcome, at most topReasons each.
+func (a *aggregate) reasons() []Reason {
+	all := make([]Reason, 0, len(a.why))
+	for r, n := range a.why {
+		r.Count = n
+		all = append(all, r)
+	}
+	slices.SortFunc(all, func(x, y Reason) int {
+		return cmp.Or(cmp.Compare(slices.Index(badOutcomes, x.Outcome), slices.Index(badOutcomes, y.Outcome)),
+			cmp.Compare(y.Count, x.Count), cmp.Compare(x.Vendor, y.Vendor), cmp.Compare(x.Reason, y.Reason))
+	})
+	out := []Reason{}
+	per := map[string]int{}
+	for _, r := range all {
+		if per[r.Outcome] < topReasons {
+			per[r.Outcome]++
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+var (
+	// "file.csv: row 12, column vendor: " and "file.csv row 12: " locate one
+	// input row; the reason is what follows.
+	rowPrefix = regexp.MustCompile(`^.*?:? row \d+(?:, column [^:]*)?: `)
+	// `(got "...")` quotes an input value, maybe a subject id: never in a summary.
+	gotSuffix = regexp.MustCompile(`\s*\(got .*\)$`)
+)
+
+// reasonOf turns an event's detail into a reason shared by many rows,
+// without the row's location or values.
+func reasonOf(detail string) string {
+	r := strings.Join(strings.Fields(gotSuffix.ReplaceAllString(rowPrefix.ReplaceAllString(detail, ""), "")), " ")
+	if r == "" {
+		return "(no detail)"
+	}
+	if len(r) > 200 {
+		r = strings.ToValidUTF8(r[:200], "") + "…"
+	}
+	return r
+}
+
+// writeFileAtomic writes a file through a temporary one renamed over it.
+func writeFileAtomic(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Chmod(0o640); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return syncDir(dir)
+}
