@@ -3,6 +3,7 @@ package planner_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -83,43 +84,36 @@ func checkBatches(t *testing.T, rec *recorder, limits map[string]int) []int {
 }
 
 func TestBatchLimits(t *testing.T) {
-	t.Run("sfmc batch_size", func(t *testing.T) {
-		var rs []privsync.Row
-		for i := range 10 {
-			rs = append(rs, sfmc(fmt.Sprintf("p%02d", i), dnt))
-		}
-		opts := testOptions()
-		opts.Limits["sfmc"] = 3
-		_, rec := mustPlan(t, rows(rs...), newLedger(), opts)
-		if got := checkBatches(t, rec, opts.Limits); fmt.Sprint(got) != "[3 3 3 1]" {
-			t.Fatalf("batch sizes %v, want [3 3 3 1]", got)
-		}
-	})
-	t.Run("sfmc default 1000", func(t *testing.T) {
-		var rs []privsync.Row
-		for i := range 2001 {
-			rs = append(rs, sfmc(fmt.Sprintf("p%04d", i), dnp))
-		}
-		opts := testOptions()
-		_, rec := mustPlan(t, rows(rs...), newLedger(), opts)
-		if got := checkBatches(t, rec, opts.Limits); fmt.Sprint(got) != "[1000 1000 1]" {
-			t.Fatalf("batch sizes %v, want [1000 1000 1]", got)
-		}
-	})
-	t.Run("sfmc operations are batched apart", func(t *testing.T) {
-		var rs []privsync.Row
-		for i := range 9 {
-			r := sfmc(fmt.Sprintf("p%d", i), dnt)
-			r.Erasure = []privsync.Erasure{privsync.EraseNone, privsync.EraseDelete, privsync.EraseSuppress}[i%3]
-			rs = append(rs, r)
-		}
-		opts := testOptions()
-		opts.Limits["sfmc"] = 2
-		_, rec := mustPlan(t, rows(rs...), newLedger(), opts)
-		if got := checkBatches(t, rec, opts.Limits); fmt.Sprint(got) != "[2 2 2 1 1 1]" {
-			t.Fatalf("batch sizes %v, want [2 2 2 1 1 1]", got)
-		}
-	})
+	erasures := []privsync.Erasure{privsync.EraseNone, privsync.EraseDelete, privsync.EraseSuppress}
+	for _, c := range []struct {
+		name   string
+		n      int
+		row    func(i int) privsync.Row
+		limits map[string]int // over testOptions' limits
+		want   string         // batch sizes in the order announced
+	}{
+		{"sfmc batch_size", 10, func(i int) privsync.Row { return sfmc(fmt.Sprintf("p%02d", i), dnt) },
+			map[string]int{"sfmc": 3}, "[3 3 3 1]"},
+		{"sfmc default 1000", 2001, func(i int) privsync.Row { return sfmc(fmt.Sprintf("p%04d", i), dnp) },
+			nil, "[1000 1000 1]"},
+		{"sfmc operations are batched apart", 9, func(i int) privsync.Row { return erase(sfmc(fmt.Sprintf("p%d", i), dnt), erasures[i%3]) },
+			map[string]int{"sfmc": 2}, "[2 2 2 1 1 1]"},
+		{"bloomreach at most 1000", 2500, func(i int) privsync.Row { return bloomRow(fmt.Sprintf("c%d@example.com", i), privsync.EraseDelete) },
+			nil, "[1000 1000 500]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rs := make([]privsync.Row, c.n)
+			for i := range rs {
+				rs[i] = c.row(i)
+			}
+			opts := testOptions()
+			maps.Copy(opts.Limits, c.limits)
+			_, rec := mustPlan(t, rows(rs...), newLedger(), opts)
+			if got := checkBatches(t, rec, opts.Limits); fmt.Sprint(got) != c.want {
+				t.Fatalf("batch sizes %v, want %s", got, c.want)
+			}
+		})
+	}
 	t.Run("batch: one user per request", func(t *testing.T) {
 		src := rows(
 			batchRow("u1", privsync.EraseDelete, ""),
@@ -141,17 +135,6 @@ func TestBatchLimits(t *testing.T) {
 		}
 		if b := rec.Batches[e.Batches[1]-1]; b.After != e.Batches[0] {
 			t.Fatalf("u3's remove is in batch %+v, which does not wait for its review (batch %d)", b, e.Batches[0])
-		}
-	})
-	t.Run("bloomreach at most 1000", func(t *testing.T) {
-		var rs []privsync.Row
-		for i := range 2500 {
-			rs = append(rs, bloomRow(fmt.Sprintf("c%d@example.com", i), privsync.EraseDelete))
-		}
-		opts := testOptions()
-		_, rec := mustPlan(t, rows(rs...), newLedger(), opts)
-		if got := checkBatches(t, rec, opts.Limits); fmt.Sprint(got) != "[1000 1000 500]" {
-			t.Fatalf("batch sizes %v, want [1000 1000 500]", got)
 		}
 	})
 }
