@@ -154,9 +154,12 @@ func TestBadInput(t *testing.T) {
 		}, wantErr: `missing required column "subject_id"`},
 		{name: "parquet int restrictions", setup: func(t *testing.T, dir string) string {
 			return toParquet(t, dir, "in.parquet", csvLines("vendor,subject_id,updated_at", "sfmc,p-1,2026-01-02T03:04:05Z"),
-				gendata.ParquetOptions{TimestampUpdatedAt: true})
+				gendata.ParquetOptions{Timestamp: "micros"})
 		}, opts: ingest.Options{Columns: map[string]string{"restrictions": "updated_at", "updated_at": "x"}},
 			wantErr: `column "updated_at": unsupported parquet type INT64 for restrictions, expected strings`},
+		{name: "parquet columns parquet-go cannot tell apart", setup: func(t *testing.T, dir string) string {
+			return toParquet(t, dir, "in.parquet", csvLines("vendor,subject_id,Subject_id", "sfmc,p-1,x"), gendata.ParquetOptions{})
+		}, wantErr: `columns "subject_id" and "Subject_id" differ only in case or punctuation, which parquet-go cannot read apart`},
 		{name: "empty directory", setup: func(t *testing.T, dir string) string {
 			writeFile(t, dir, "in/_SUCCESS", "")
 			writeFile(t, dir, "in/.part-0.csv.crc", "")

@@ -14,6 +14,7 @@ import (
 	"github.com/xitongsys/parquet-go/parquet"
 	"github.com/xitongsys/parquet-go/reader"
 	"github.com/xitongsys/parquet-go/source"
+	"github.com/xitongsys/parquet-go/types"
 )
 
 // ParquetBatchRows is how many rows are read from each Parquet column at once.
@@ -28,6 +29,7 @@ const (
 	pqTimeMillis
 	pqTimeMicros
 	pqTimeNanos
+	pqTimeInt96 // the legacy Spark and Impala timestamp
 )
 
 // pqColumn is a canonical column found in a Parquet schema.
@@ -148,16 +150,31 @@ func (p *parquetSource) checkFooter() error {
 // mapSchema finds the leaf column of each canonical column present.
 func (p *parquetSource) mapSchema() error {
 	sh := p.pr.SchemaHandler
-	leaves := map[string][]int{} // top-level name -> leaf schema indexes
-	for i, el := range sh.SchemaElements {
-		if i == 0 || el.GetNumChildren() > 0 {
-			continue
-		}
-		ex := common.StrToPath(sh.InPathToExPath[sh.IndexMap[int32(i)]])
-		if len(ex) < 2 {
+	els := sh.SchemaElements
+	if len(els) == 0 || len(sh.Infos) != len(els) {
+		return errors.New("corrupt parquet schema")
+	}
+	leaves := map[string][]int{}   // top-level name -> leaf schema indexes
+	inNames := map[string]string{} // parquet-go's own name of each -> its name
+	for i, k := 1, int32(0); k < els[0].GetNumChildren(); k++ {
+		if i >= len(els) {
 			return errors.New("corrupt parquet schema")
 		}
-		leaves[ex[1]] = append(leaves[ex[1]], i)
+		name, in := sh.Infos[i].ExName, sh.Infos[i].InName // the reader renamed els[i]
+		if other, ok := inNames[in]; ok {
+			// parquet-go capitalizes names: it cannot tell these apart.
+			return fmt.Errorf("columns %q and %q differ only in case or punctuation, which parquet-go cannot read apart", other, name)
+		}
+		inNames[in] = name
+		end := i + subtreeSize(els, i)
+		if end > len(els) {
+			return errors.New("corrupt parquet schema")
+		}
+		for ; i < end; i++ {
+			if els[i].GetNumChildren() == 0 {
+				leaves[name] = append(leaves[name], i)
+			}
+		}
 	}
 	for f := range numFields {
 		name := p.names[f]
@@ -178,6 +195,16 @@ func (p *parquetSource) mapSchema() error {
 		p.cols = append(p.cols, col)
 	}
 	return nil
+}
+
+// subtreeSize counts the schema elements of the subtree rooted at i.
+func subtreeSize(els []*parquet.SchemaElement, i int) int {
+	n, j := 1, i+1
+	for k := int32(0); k < els[i].GetNumChildren() && j < len(els); k++ {
+		size := subtreeSize(els, j)
+		n, j = n+size, j+size
+	}
+	return n
 }
 
 func (p *parquetSource) leafColumn(f field, i int) (*pqColumn, error) {
@@ -201,6 +228,8 @@ func (p *parquetSource) leafColumn(f field, i int) (*pqColumn, error) {
 	switch t := el.GetType(); {
 	case t == parquet.Type_BYTE_ARRAY || t == parquet.Type_FIXED_LEN_BYTE_ARRAY:
 		col.value = pqString
+	case f == fUpdatedAt && t == parquet.Type_INT96:
+		col.value = pqTimeInt96
 	case f == fUpdatedAt && timestampUnit(el) != pqInt:
 		col.value = timestampUnit(el)
 	case f == fUpdatedAt:
@@ -316,6 +345,9 @@ func (p *parquetSource) streamRows(ctx context.Context, s *session, h Handler, i
 			reported = pos
 		}
 	}
+	if s.opts.Progress != nil && reported < p.size {
+		s.opts.Progress.Add(p.size - reported) // a file without rows
+	}
 	return nil
 }
 
@@ -345,7 +377,13 @@ func (c *pqColumn) next(raw *rawRow, list *strings.Builder) error {
 	switch x := v.(type) {
 	case nil:
 	case string:
-		s = x
+		if c.value != pqTimeInt96 {
+			s = x
+		} else if len(x) == 12 {
+			raw.at, raw.hasAt = types.INT96ToTime(x).UTC(), true
+		} else {
+			return fmt.Errorf("corrupt INT96 timestamp of %d bytes", len(x))
+		}
 	case int64:
 		switch c.value {
 		case pqTimeMillis:

@@ -5,7 +5,7 @@
 //	gen rows -n N -o FILE.csv|FILE.parquet [-vendors sfmc,batch-ios,bloomreach] [-seed S]
 //	gen rows -o FILE.csv -base BASE.csv -changed-pct P [-seed S]   # BASE with P% of rows changed
 //	gen convert -in X.csv -out Y.parquet [-compression snappy|gzip|zstd[,...]] [-row-group N]
-//	            [-list-restrictions] [-timestamp] [-plain]
+//	            [-list-restrictions] [-timestamp micros|millis|int96] [-plain]
 //	gen convert -in X.csv -parts K -dir D ...                       # D/part=1/data_0.parquet, ...
 //
 // The committed test data was made with (from the module root):
@@ -112,17 +112,17 @@ func convert(args []string) error {
 	comp := fs.String("compression", "snappy", "snappy, gzip, zstd or none; a comma-separated list is used part by part")
 	group := fs.Int("row-group", 0, "rows per row group (0: one row group per 128 MiB)")
 	list := fs.Bool("list-restrictions", false, "write restrictions as a LIST of strings")
-	ts := fs.Bool("timestamp", false, "write updated_at as a TIMESTAMP_MICROS")
+	ts := fs.String("timestamp", "", "write updated_at as a timestamp: micros, millis or int96")
 	plain := fs.Bool("plain", false, "no dictionary encoding")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	o := gendata.ParquetOptions{
-		Compressions:       strings.Split(*comp, ","),
-		RowGroupRows:       *group,
-		ListRestrictions:   *list,
-		TimestampUpdatedAt: *ts,
-		Plain:              *plain,
+		Compressions:     strings.Split(*comp, ","),
+		RowGroupRows:     *group,
+		ListRestrictions: *list,
+		Timestamp:        *ts,
+		Plain:            *plain,
 	}
 	switch {
 	case *in == "":

@@ -19,6 +19,7 @@ import (
 
 	"github.com/privsync/privsync"
 	"github.com/xitongsys/parquet-go/parquet"
+	"github.com/xitongsys/parquet-go/types"
 	"github.com/xitongsys/parquet-go/writer"
 )
 
@@ -226,8 +227,9 @@ type ParquetOptions struct {
 	RowGroupRows int
 	// ListRestrictions writes restrictions as a LIST of strings.
 	ListRestrictions bool
-	// TimestampUpdatedAt writes updated_at as a TIMESTAMP_MICROS.
-	TimestampUpdatedAt bool
+	// Timestamp, if set, writes updated_at as a timestamp instead of a
+	// string: "micros" or "millis" (INT64 TIMESTAMP) or "int96" (Spark's).
+	Timestamp string
 	// Plain disables dictionary encoding of the low-cardinality columns.
 	Plain bool
 }
@@ -255,7 +257,9 @@ type columnKind int
 const (
 	colString columnKind = iota
 	colList
-	colTime
+	colMicros
+	colMillis
+	colInt96
 )
 
 // rowType builds the Go struct type parquet-go writes for a CSV header:
@@ -279,10 +283,21 @@ func rowType(header []string, o ParquetOptions) (reflect.Type, []columnKind, err
 			f.Type = reflect.TypeFor[[]string]()
 			tag = "name=" + name + ", type=LIST, valuetype=BYTE_ARRAY, valueconvertedtype=UTF8"
 			kinds[i] = colList
-		case name == "updated_at" && o.TimestampUpdatedAt:
-			f.Type = reflect.TypeFor[*int64]()
-			tag = "name=" + name + ", type=INT64, convertedtype=TIMESTAMP_MICROS, repetitiontype=OPTIONAL"
-			kinds[i] = colTime
+		case name == "updated_at" && o.Timestamp != "":
+			switch o.Timestamp {
+			case "micros", "millis":
+				f.Type = reflect.TypeFor[*int64]()
+				tag = "name=" + name + ", type=INT64, convertedtype=TIMESTAMP_" + strings.ToUpper(o.Timestamp) + ", repetitiontype=OPTIONAL"
+				kinds[i] = colMicros
+				if o.Timestamp == "millis" {
+					kinds[i] = colMillis
+				}
+			case "int96":
+				tag = "name=" + name + ", type=INT96, repetitiontype=OPTIONAL"
+				kinds[i] = colInt96
+			default:
+				return nil, nil, fmt.Errorf("unknown timestamp type %q (micros, millis or int96)", o.Timestamp)
+			}
 		}
 		f.Tag = reflect.StructTag(`parquet:"` + tag + `"`)
 		fields[i] = f
@@ -416,13 +431,21 @@ func writeRows(r *csv.Reader, w io.Writer, typ reflect.Type, kinds []columnKind,
 					list = append(list, strings.TrimSpace(p))
 				}
 				v.Field(i).Set(reflect.ValueOf(list))
-			case colTime:
+			default:
 				t, err := time.Parse(time.RFC3339, s)
 				if err != nil {
-					return fmt.Errorf("updated_at %q is not RFC 3339, so it cannot be a TIMESTAMP: %w", s, err)
+					return fmt.Errorf("updated_at %q is not RFC 3339, so it cannot be a timestamp: %w", s, err)
 				}
-				us := t.UnixMicro()
-				v.Field(i).Set(reflect.ValueOf(&us))
+				var x any
+				switch kinds[i] {
+				case colMicros:
+					x = ptr(t.UnixMicro())
+				case colMillis:
+					x = ptr(t.UnixMilli())
+				default:
+					x = ptr(types.TimeToINT96(t))
+				}
+				v.Field(i).Set(reflect.ValueOf(x))
 			}
 		}
 		if err := pw.Write(v.Interface()); err != nil {
@@ -436,6 +459,8 @@ func writeRows(r *csv.Reader, w io.Writer, typ reflect.Type, kinds []columnKind,
 	}
 	return pw.WriteStop()
 }
+
+func ptr[T any](x T) *T { return &x }
 
 // PartPath is the path of part k (from 1) of a part directory, as Spark
 // and warehouse exports lay them out.
