@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/xitongsys/parquet-go-source/local"
@@ -303,6 +305,23 @@ func (p *parquetSource) readBatch(c *pqColumn, n int64) (err error) {
 	return nil
 }
 
+// readBatches reads the next n rows of every column, the columns side by
+// side: each has its own file handle and buffers in parquet-go.
+func (p *parquetSource) readBatches(n int64) error {
+	errs := make([]error, len(p.cols))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	for i, c := range p.cols {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errs[i] = p.readBatch(c, n)
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
 func (p *parquetSource) stream(ctx context.Context, s *session, h Handler, info *FileInfo) error {
 	wait := hashAsync(p.path)
 	err := p.streamRows(ctx, s, h, info)
@@ -312,7 +331,29 @@ func (p *parquetSource) stream(ctx context.Context, s *session, h Handler, info 
 	return err
 }
 
+// openColumns makes parquet-go's buffer of each column, before the columns
+// are read side by side (it would make them lazily, racing on its map).
+func (p *parquetSource) openColumns() (err error) {
+	defer recovered(&err)
+	for _, c := range p.cols {
+		if _, ok := p.pr.ColumnBuffers[c.path]; ok {
+			continue
+		}
+		cb, err := reader.NewColumnBuffer(p.pf, p.pr.Footer, p.pr.SchemaHandler, c.path)
+		if cb != nil {
+			p.pr.ColumnBuffers[c.path] = cb // closed by close, even on error
+		}
+		if err != nil {
+			return fmt.Errorf("truncated or corrupt parquet file: column %q: %w", p.names[c.field], err)
+		}
+	}
+	return nil
+}
+
 func (p *parquetSource) streamRows(ctx context.Context, s *session, h Handler, info *FileInfo) error {
+	if err := p.openColumns(); err != nil {
+		return &FileError{Path: p.path, Err: err}
+	}
 	k := newRowSink(s, h, info)
 	var raw rawRow
 	var list strings.Builder
@@ -322,10 +363,8 @@ func (p *parquetSource) streamRows(ctx context.Context, s *session, h Handler, i
 			return err
 		}
 		n := min(ParquetBatchRows, p.rows-done)
-		for _, c := range p.cols {
-			if err := p.readBatch(c, n); err != nil {
-				return &FileError{Path: p.path, Line: done + 1, Err: err}
-			}
+		if err := p.readBatches(n); err != nil {
+			return &FileError{Path: p.path, Line: done + 1, Err: err}
 		}
 		for i := range n {
 			raw.hasAt = false

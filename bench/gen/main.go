@@ -7,6 +7,7 @@
 //	gen convert -in X.csv -out Y.parquet [-compression snappy|gzip|zstd[,...]] [-row-group N]
 //	            [-list-restrictions] [-timestamp micros|millis|int96] [-plain]
 //	gen convert -in X.csv -parts K -dir D ...                       # D/part=1/data_0.parquet, ...
+//	gen read INPUT...    # read inputs as privsync does (demo vendors), print rows/s and memory
 //
 // The committed test data was made with (from the module root):
 //
@@ -28,14 +29,19 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"time"
 
+	"github.com/privsync/privsync"
 	"github.com/privsync/privsync/bench/gen/gendata"
+	"github.com/privsync/privsync/ingest"
 )
 
 func main() {
@@ -54,6 +60,8 @@ func run(args []string) error {
 		return rows(args[1:])
 	case "convert":
 		return convert(args[1:])
+	case "read":
+		return read(args[1:])
 	}
 	return fmt.Errorf("unknown command %q: expected rows or convert", args[0])
 }
@@ -100,6 +108,34 @@ func rows(args []string) error {
 	if isParquet {
 		return gendata.ConvertCSV(csvOut, gendata.ParquetOptions{}, *out)
 	}
+	return nil
+}
+
+// discard counts rows.
+type discard struct{ rows, rejects int64 }
+
+func (d *discard) Row(*privsync.Row) error         { d.rows++; return nil }
+func (d *discard) Reject(*privsync.RowError) error { d.rejects++; return nil }
+
+func read(args []string) error {
+	vendors := map[string]privsync.Kind{}
+	for _, v := range gendata.DefaultVendors {
+		vendors[v.Name] = v.Kind
+	}
+	start := time.Now()
+	var d discard
+	infos, err := ingest.Read(context.Background(), args, ingest.Options{Vendors: vendors}, &d)
+	if err != nil {
+		return err
+	}
+	el := time.Since(start)
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	for _, f := range infos {
+		fmt.Printf("%s\t%s\t%d bytes\t%d rows\t%d rejected\tsha256 %s\n", f.Path, f.Format, f.Size, f.Rows, f.Rejected, f.SHA256)
+	}
+	fmt.Printf("%d rows, %d rejected in %v: %.0f rows/s; %d MB allocated in all, %d MB from the OS\n",
+		d.rows, d.rejects, el.Round(time.Millisecond), float64(d.rows+d.rejects)/el.Seconds(), ms.TotalAlloc>>20, ms.Sys>>20)
 	return nil
 }
 
