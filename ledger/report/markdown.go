@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/privsync/privsync"
 )
@@ -27,7 +28,12 @@ var outcomeMeaning = map[string]string{
 
 // md escapes text for a Markdown table cell or line.
 func md(s string) string {
-	s = strings.Join(strings.Fields(s), " ")
+	s = strings.Join(strings.Fields(strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return ' '
+		}
+		return r
+	}, s)), " ")
 	return strings.NewReplacer(`\`, `\\`, "|", `\|`, "`", "'", "*", `\*`, "_", `\_`, "<", "&lt;").Replace(s)
 }
 

@@ -70,7 +70,7 @@ type checker struct {
 }
 
 func newChecker(r io.Reader) *checker {
-	return &checker{br: bufio.NewReaderSize(r, 64<<10), line: 1, prev: ZeroHash,
+	return &checker{br: bufio.NewReaderSize(r, 16<<10), line: 1, prev: ZeroHash,
 		enc: newEncoder(), hasher: newRowHasher()}
 }
 
