@@ -12,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -129,6 +130,22 @@ func (c *csvSource) close() {
 	}
 }
 
+// csvBatch is a run of parsed records, handed from the parsing goroutine
+// to the validating one.
+type csvBatch struct {
+	rows   []rawRow
+	fields []int // fields in each record, for the field-count check
+	err    error // what ended the input after these rows, if not EOF
+}
+
+const (
+	csvBatchRows = 1024
+	csvBatches   = 4
+)
+
+// stream parses on one goroutine and validates on the caller's, so a CSV
+// takes two cores: encoding/csv costs about as much as validation and the
+// handler together.
 func (c *csvSource) stream(ctx context.Context, s *session, h Handler, info *FileInfo) error {
 	var wait func(*FileInfo) error
 	if c.closer != nil {
@@ -137,40 +154,87 @@ func (c *csvSource) stream(ctx context.Context, s *session, h Handler, info *Fil
 	if c.m.progress = s.opts.Progress; c.m.progress != nil {
 		c.m.progress.Add(c.m.n) // what reading the header buffered
 	}
+	free, full := make(chan *csvBatch, csvBatches), make(chan *csvBatch, csvBatches)
+	for range csvBatches {
+		free <- &csvBatch{rows: make([]rawRow, 0, csvBatchRows), fields: make([]int, 0, csvBatchRows)}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { c.parse(done, free, full) })
+	defer wg.Wait()
+	defer close(done)
+
 	k := newRowSink(s, h, info)
-	var raw rawRow
-	for line := int64(2); ; line++ {
-		rec, err := c.r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return csvSyntaxError(c.path, line, err)
-		}
-		if line%checkContextEveryRows == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		if len(rec) != c.width {
-			k.rej.Reason = fmt.Sprintf(reasonFieldCountFmt, len(rec), c.width)
-			if err := k.rejectRow(line); err != nil {
-				return err
-			}
-			continue
-		}
-		for f, i := range c.index {
-			if i >= 0 {
-				raw.vals[f] = rec[i]
-			}
-		}
-		if err := k.put(&raw, line); err != nil {
+	line := int64(1) // the header
+	for b := range full {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
+		for i := range b.rows {
+			line++
+			if b.fields[i] != c.width {
+				k.rej.Reason = fmt.Sprintf(reasonFieldCountFmt, b.fields[i], c.width)
+				if err := k.rejectRow(line); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := k.put(&b.rows[i], line); err != nil {
+				return err
+			}
+		}
+		if b.err != nil {
+			return csvSyntaxError(c.path, line+1, b.err)
+		}
+		free <- b
 	}
 	if wait != nil {
 		return wait(info)
 	}
 	info.SHA256, info.Size = hex.EncodeToString(c.m.h.Sum(nil)), c.m.n
 	return nil
+}
+
+// parse reads records into the batches of free and sends them to full,
+// which it closes at the end of the input or when done is closed.
+func (c *csvSource) parse(done <-chan struct{}, free <-chan *csvBatch, full chan<- *csvBatch) {
+	defer close(full)
+	for {
+		var b *csvBatch
+		select {
+		case b = <-free:
+		case <-done:
+			return
+		}
+		b.rows, b.fields = b.rows[:0], b.fields[:0]
+		end := false
+		for !end && len(b.rows) < cap(b.rows) {
+			rec, err := c.r.Read()
+			if err != nil {
+				if err != io.EOF {
+					b.err = err
+				}
+				end = true
+				break
+			}
+			b.rows = append(b.rows, rawRow{})
+			b.fields = append(b.fields, len(rec))
+			if len(rec) == c.width {
+				r := &b.rows[len(b.rows)-1]
+				for f, i := range c.index {
+					if i >= 0 {
+						r.vals[f] = rec[i]
+					}
+				}
+			}
+		}
+		select {
+		case full <- b:
+		case <-done:
+			return
+		}
+		if end {
+			return
+		}
+	}
 }

@@ -22,12 +22,20 @@
 // row 2 as a spreadsheet shows it (a quoted field spanning lines is one row);
 // Parquet counts rows from 1.
 //
-// The CSV hot path is encoding/csv with ReuseRecord and a header mapping;
-// the strings of a Row (SubjectID, AccessRequest) share the memory of their
-// CSV record, so a caller keeping millions of them may want strings.Clone.
-// Vendor and IDType are interned. Parquet is read with
-// github.com/xitongsys/parquet-go column by column in batches of
-// ParquetBatchRows rows, so memory stays flat whatever the file size.
+// The CSV hot path is encoding/csv with ReuseRecord and a header mapping,
+// parsing on a goroutine of its own while the caller's goroutine validates
+// and calls the Handler (the Handler is only ever called from the goroutine
+// that called Read); the file's SHA-256 is computed on a third goroutine.
+// The strings of a Row (SubjectID, AccessRequest) share the memory of their
+// CSV record, so a caller keeping millions of them may want strings.Clone;
+// Vendor and IDType are interned and can be kept as they are.
+//
+// Parquet is read with github.com/xitongsys/parquet-go, column by column
+// (side by side) in batches of ParquetBatchRows rows, so memory stays flat
+// whatever the file size. parquet-go trusts the lengths written inside a
+// page: a file corrupted inside its pages (not merely truncated, which is
+// caught) can make it allocate up to 4 GiB for one value before the read
+// fails. Exports of the job's own warehouse are trusted that far.
 package ingest
 
 import (
@@ -71,7 +79,8 @@ type Options struct {
 	Stdin io.Reader
 }
 
-// Counter counts progress.
+// Counter counts progress. Add may be called from a goroutine other than
+// the one that called Read, though never from two at once.
 type Counter interface{ Add(n int64) }
 
 // Handler receives the rows of the inputs.
