@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"time"
 
 	"github.com/privsync/privsync/executor/vendorapi"
 )
@@ -19,4 +20,13 @@ type Connector interface {
 	// Poll asks the vendor where a submitted request stands, one status per
 	// item it knows about (matched by SubjectID).
 	Poll(ctx context.Context, ref string, items []vendorapi.Item) ([]vendorapi.ItemStatus, error)
+}
+
+// Finder is a connector that can look for a request the vendor may already
+// have accepted, for a vendor where sending again is not harmless (a
+// second Batch.com review is a second report). The executor asks it before
+// sending again a batch that may have left: found after a crash in
+// sending, or met with a 409 after an attempt whose answer was lost.
+type Finder interface {
+	Find(ctx context.Context, item vendorapi.Item, since time.Time) (ref string, found bool, err error)
 }

@@ -225,6 +225,11 @@ func toAPIItems(b *ledger.Batch) []vendorapi.Item {
 func (r *runner) send(ctx context.Context, b *ledger.Batch) error {
 	items := toAPIItems(b)
 	bo := r.opts.Retry.backoff()
+	if b.State == ledger.BatchSending {
+		if found, err := r.adopt(ctx, b, items); found || err != nil {
+			return err
+		}
+	}
 	for {
 		if r.isStopped() {
 			return nil
@@ -254,6 +259,11 @@ func (r *runner) send(ctx context.Context, b *ledger.Batch) error {
 		}
 		action := vendorapi.ActionOf(err)
 		r.log.Warn("request failed", "batch", b.ID, "attempt", b.Attempts, "action", action.String(), "error", err)
+		if action == vendorapi.RetryLater && b.Attempts > 1 {
+			if found, err := r.adopt(ctx, b, items); found || err != nil {
+				return err
+			}
+		}
 		switch action {
 		case vendorapi.Retry, vendorapi.RetryLater:
 			wait, ok := bo.next(err, r.opts.Now(), r.deadline)
@@ -288,6 +298,39 @@ func (r *runner) send(ctx context.Context, b *ledger.Batch) error {
 			return r.led.Unsend(ctx, b, err.Error())
 		}
 	}
+}
+
+// adopt asks a Finder whether the vendor already holds b's request and,
+// if so, records its receipt instead of sending b again.
+func (r *runner) adopt(ctx context.Context, b *ledger.Batch, items []vendorapi.Item) (bool, error) {
+	f, ok := r.v.Conn.(Finder)
+	if !ok || len(items) != 1 {
+		return false, nil
+	}
+	since := b.CreatedAt.Add(-time.Minute) // allow for clock skew with the vendor
+	var ref string
+	var found bool
+	err := r.request(ctx, func(ctx context.Context) error {
+		var err error
+		ref, found, err = f.Find(ctx, items[0], since)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		r.log.Warn("could not look for an earlier request; sending again", "batch", b.ID, "error", err)
+		return false, nil
+	}
+	if !found {
+		return false, nil
+	}
+	r.log.Info("the vendor already holds this request: following it instead of sending again", "batch", b.ID)
+	if err := r.led.MarkSubmitted(ctx, b, ref); err != nil {
+		return false, err
+	}
+	r.progressSent(len(items))
+	return true, nil
 }
 
 func isRateLimited(err error) bool {

@@ -29,6 +29,7 @@ type Batch struct {
 	State       string
 	Attempts    int
 	VendorRef   string
+	CreatedAt   time.Time // when it was planned: no request for it can be older
 	SubmittedAt time.Time
 	Items       []Item // the items without a final outcome
 }
@@ -56,7 +57,7 @@ type Result struct {
 // OpenBatches returns the batches of a vendor that still have work: ready,
 // possibly sent, or waiting for the vendor's confirmation, oldest first.
 func (d *DB) OpenBatches(ctx context.Context, vendor string) ([]*Batch, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT id, run_id, vendor, operation, state, attempts, vendor_ref, submitted_at
+	rows, err := d.db.QueryContext(ctx, `SELECT id, run_id, vendor, operation, state, attempts, vendor_ref, created_at, submitted_at
 		FROM batches WHERE state IN ('planned', 'sending', 'submitted') AND vendor = ? ORDER BY id`, vendor)
 	if err != nil {
 		return nil, fmt.Errorf("listing open batches of %s: %w", vendor, err)
@@ -64,12 +65,12 @@ func (d *DB) OpenBatches(ctx context.Context, vendor string) ([]*Batch, error) {
 	var out []*Batch
 	for rows.Next() {
 		var b Batch
-		var sub sql.NullInt64
-		if err := rows.Scan(&b.ID, &b.RunID, &b.Vendor, &b.Op, &b.State, &b.Attempts, &b.VendorRef, &sub); err != nil {
+		var created, sub sql.NullInt64
+		if err := rows.Scan(&b.ID, &b.RunID, &b.Vendor, &b.Op, &b.State, &b.Attempts, &b.VendorRef, &created, &sub); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		b.SubmittedAt = fromNanos(sub)
+		b.CreatedAt, b.SubmittedAt = fromNanos(created), fromNanos(sub)
 		out = append(out, &b)
 	}
 	rows.Close()
@@ -164,8 +165,8 @@ func (d *DB) Split(ctx context.Context, b *Batch) ([]*Batch, error) {
 		}
 		mid := len(b.Items) / 2
 		for _, part := range [][]Item{b.Items[:mid], b.Items[mid:]} {
-			res, err := tx.ExecContext(ctx, `INSERT INTO batches(run_id, vendor, operation, state, attempts, updated_at) VALUES (?, ?, ?, 'planned', ?, ?)`,
-				b.RunID, b.Vendor, string(b.Op), b.Attempts, d.Now().UnixNano())
+			res, err := tx.ExecContext(ctx, `INSERT INTO batches(run_id, vendor, operation, state, attempts, created_at, updated_at) VALUES (?, ?, ?, 'planned', ?, ?, ?)`,
+				b.RunID, b.Vendor, string(b.Op), b.Attempts, nanos(b.CreatedAt), d.Now().UnixNano())
 			if err != nil {
 				return err
 			}
@@ -178,7 +179,7 @@ func (d *DB) Split(ctx context.Context, b *Batch) ([]*Batch, error) {
 			// Follow-ups of the rejected batch follow both halves' items:
 			// keep them waiting on the half that holds their predecessor.
 			halves = append(halves, &Batch{ID: id, RunID: b.RunID, Vendor: b.Vendor, Op: b.Op, State: BatchPlanned,
-				Attempts: b.Attempts, Items: part})
+				Attempts: b.Attempts, CreatedAt: b.CreatedAt, Items: part})
 		}
 		_, err := tx.ExecContext(ctx, `UPDATE batches SET after_batch = ? WHERE after_batch = ?`, halves[1].ID, b.ID)
 		return err
@@ -317,17 +318,19 @@ func itemEvent(runID string, b *Batch, it *Item, outcome, detail string, now tim
 // release makes the batches that follow b ready; the items of subjects
 // whose preceding operation failed are failed too, never sent.
 func (d *DB) release(ctx context.Context, tx *sql.Tx, runID string, b *Batch, failedSubjects []string, now time.Time) ([]*Batch, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT id, run_id, vendor, operation, attempts FROM batches WHERE after_batch = ? AND state = 'waiting'`, b.ID)
+	rows, err := tx.QueryContext(ctx, `SELECT id, run_id, vendor, operation, attempts, created_at FROM batches WHERE after_batch = ? AND state = 'waiting'`, b.ID)
 	if err != nil {
 		return nil, err
 	}
 	var next []*Batch
 	for rows.Next() {
 		nb := &Batch{State: BatchPlanned}
-		if err := rows.Scan(&nb.ID, &nb.RunID, &nb.Vendor, &nb.Op, &nb.Attempts); err != nil {
+		var created sql.NullInt64
+		if err := rows.Scan(&nb.ID, &nb.RunID, &nb.Vendor, &nb.Op, &nb.Attempts, &created); err != nil {
 			rows.Close()
 			return nil, err
 		}
+		nb.CreatedAt = fromNanos(created)
 		next = append(next, nb)
 	}
 	rows.Close()

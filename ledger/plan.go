@@ -159,7 +159,7 @@ func newPlanWriter(ctx context.Context, d *DB, tx *sql.Tx, runID string) (*planW
 		s, err = tx.PrepareContext(ctx, q)
 		return s
 	}
-	w.insBatch = prep(`INSERT INTO batches(run_id, vendor, operation, state, after_batch, updated_at) VALUES (?, ?, ?, ?, ?, ?)`)
+	w.insBatch = prep(`INSERT INTO batches(run_id, vendor, operation, state, after_batch, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	w.insItem = prep(`INSERT INTO items(batch_id, run_id, vendor, id_type, subject_id, operation, restrictions, access_request, fp, last) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	w.insEvent = prep(insertEventSQL)
 	w.upSubject = prep(`INSERT INTO subjects(vendor, id_type, subject_id, updated_at, access_request, in_flight, settled) VALUES (?, ?, ?, ?, ?, ?, ?)
@@ -186,7 +186,8 @@ func (w *planWriter) Batch(ctx context.Context, b *planner.Batch) error {
 	if b.After != 0 {
 		state, after = "waiting", w.batches[b.After]
 	}
-	res, err := w.insBatch.ExecContext(ctx, w.runID, b.Vendor, string(b.Op), state, after, w.d.Now().UnixNano())
+	now := w.d.Now().UnixNano()
+	res, err := w.insBatch.ExecContext(ctx, w.runID, b.Vendor, string(b.Op), state, after, now, now)
 	if err != nil {
 		return fmt.Errorf("recording a batch: %w", err)
 	}

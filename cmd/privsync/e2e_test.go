@@ -34,7 +34,7 @@ var (
 )
 
 // binaries builds privsync and vendorsim once per test process.
-func binaries(t *testing.T) (privsync, vendorsim string) {
+func binaries(t testing.TB) (privsync, vendorsim string) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test: skipped with -short")
@@ -65,7 +65,7 @@ func binaries(t *testing.T) (privsync, vendorsim string) {
 // sim is a running vendorsim process.
 type sim struct{ url string }
 
-func startSim(t *testing.T, args ...string) *sim {
+func startSim(t testing.TB, args ...string) *sim {
 	t.Helper()
 	_, vs := binaries(t)
 	cmd := exec.Command(vs, append([]string{"--addr", "127.0.0.1:0", "--log-level", "info"}, args...)...)
@@ -90,7 +90,7 @@ func startSim(t *testing.T, args ...string) *sim {
 	return nil
 }
 
-func (s *sim) get(t *testing.T, path string, into any) {
+func (s *sim) get(t testing.TB, path string, into any) {
 	t.Helper()
 	resp, err := http.Get(s.url + path)
 	if err != nil {
@@ -102,7 +102,7 @@ func (s *sim) get(t *testing.T, path string, into any) {
 	}
 }
 
-func (s *sim) post(t *testing.T, path, body string) {
+func (s *sim) post(t testing.TB, path, body string) {
 	t.Helper()
 	resp, err := http.Post(s.url+path, "application/json", strings.NewReader(body))
 	if err != nil {
@@ -133,7 +133,7 @@ type workspace struct {
 	dir, config, ledger, reports string
 }
 
-func newWorkspace(t *testing.T, s *sim, extra string) *workspace {
+func newWorkspace(t testing.TB, s *sim, batchRPS int) *workspace {
 	t.Helper()
 	dir := t.TempDir()
 	w := &workspace{dir: dir, config: filepath.Join(dir, "privsync.toml"), ledger: filepath.Join(dir, "ledger.db"), reports: filepath.Join(dir, "reports")}
@@ -154,7 +154,7 @@ kind = "batch"
 base_url = %q
 app_api_key = "IOSKEY"
 rest_api_key_env = "E2E_BATCH_KEY"
-requests_per_second = 80
+requests_per_second = %d
 burst = 4
 max_in_flight = 8
 poll_interval = "50ms"
@@ -166,8 +166,7 @@ api_key_id_env = "E2E_BR_ID"
 api_secret_file = %q
 requests_per_second = 40
 burst = 4
-%s
-`, w.ledger, w.reports, s.url, s.url, s.url, filepath.Join(dir, "br-secret"), extra)
+`, w.ledger, w.reports, s.url, s.url, batchRPS, s.url, filepath.Join(dir, "br-secret"))
 	if err := os.WriteFile(filepath.Join(dir, "br-secret"), []byte("s3cret-value\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +177,7 @@ burst = 4
 }
 
 // privsync runs the binary and returns its exit code and output.
-func (w *workspace) privsync(t *testing.T, args ...string) (int, string, string) {
+func (w *workspace) privsync(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
 	bin, _ := binaries(t)
 	cmd := w.command(t, bin, args...)
@@ -195,7 +194,7 @@ func (w *workspace) privsync(t *testing.T, args ...string) (int, string, string)
 	return code, out.String(), errb.String()
 }
 
-func (w *workspace) command(t *testing.T, bin string, args ...string) *exec.Cmd {
+func (w *workspace) command(t testing.TB, bin string, args ...string) *exec.Cmd {
 	cmd := exec.Command(bin, append([]string{args[0], "--config", w.config}, args[1:]...)...)
 	cmd.Env = append(os.Environ(), "E2E_SFMC_KEY=sfmc-token", "E2E_BATCH_KEY=batch-token", "E2E_BR_ID=br-id")
 	return cmd
@@ -271,24 +270,49 @@ func assertStateIs(t *testing.T, s *sim, want map[string]any) {
 	gb, _ := json.Marshal(got)
 	wb, _ := json.Marshal(want)
 	if !bytes.Equal(gb, wb) {
-		t.Fatalf("vendor state differs from the desired state of the input\n got: %.2000s\nwant: %.2000s\nfirst difference near byte %d", gb, wb, firstDiff(gb, wb))
+		t.Fatalf("vendor state differs from the desired state of the input:\n%s", strings.Join(stateDiff("", got, want), "\n"))
 	}
 }
 
-func firstDiff(a, b []byte) int {
-	for i := range min(len(a), len(b)) {
-		if a[i] != b[i] {
-			return i
+// stateDiff lists the paths where two decoded JSON documents differ.
+func stateDiff(path string, got, want any) []string {
+	g, gok := got.(map[string]any)
+	w, wok := want.(map[string]any)
+	if !gok || !wok {
+		gb, _ := json.Marshal(got)
+		wb, _ := json.Marshal(want)
+		if bytes.Equal(gb, wb) {
+			return nil
+		}
+		return []string{fmt.Sprintf("%s: got %s, want %s", path, gb, wb)}
+	}
+	var out []string
+	keys := map[string]bool{}
+	for k := range g {
+		keys[k] = true
+	}
+	for k := range w {
+		keys[k] = true
+	}
+	sorted := make([]string, 0, len(keys))
+	for k := range keys {
+		sorted = append(sorted, k)
+	}
+	slices.Sort(sorted)
+	for _, k := range sorted {
+		out = append(out, stateDiff(path+"/"+k, g[k], w[k])...)
+		if len(out) > 20 {
+			return append(out[:20], "...")
 		}
 	}
-	return min(len(a), len(b))
+	return out
 }
 
 const desiredCSV = "../../testdata/e2e/desired.csv"
 
 func TestE2ERunReachesDesiredStateAndRerunSendsNothing(t *testing.T) {
 	s := startSim(t, "--async-delay", "100ms", "--sfmc-rps", "40", "--batch-rps", "80", "--bloomreach-rps", "40")
-	w := newWorkspace(t, s, "")
+	w := newWorkspace(t, s, 80)
 	code, _, stderr := w.privsync(t, "run", "--wait", "60s", "--quiet", desiredCSV)
 	if code != 0 {
 		t.Fatalf("run: exit %d\n%s", code, stderr)
@@ -316,7 +340,7 @@ func TestE2ERunReachesDesiredStateAndRerunSendsNothing(t *testing.T) {
 func TestE2EFaultsStillReachDesiredState(t *testing.T) {
 	s := startSim(t, "--async-delay", "100ms", "--error-rate", "0.1", "--rate-429", "0.05", "--reset-rate", "0.02",
 		"--latency", "50ms", "--sfmc-rps", "0", "--batch-rps", "0", "--bloomreach-rps", "0", "--seed", "7")
-	w := newWorkspace(t, s, "")
+	w := newWorkspace(t, s, 80)
 	code, _, stderr := w.privsync(t, "run", "--wait", "120s", "--quiet", desiredCSV)
 	if code != 0 {
 		t.Fatalf("run under faults: exit %d\n%s", code, stderr)
@@ -331,7 +355,7 @@ func TestE2EFaultsStillReachDesiredState(t *testing.T) {
 
 func TestE2ECrashAtRandomMomentsLosesNothing(t *testing.T) {
 	s := startSim(t, "--async-delay", "300ms", "--latency", "20ms", "--seed", "3")
-	w := newWorkspace(t, s, "")
+	w := newWorkspace(t, s, 80)
 	bin, _ := binaries(t)
 	rng := rand.New(rand.NewPCG(42, 1))
 	kills := 0
@@ -382,7 +406,7 @@ func TestE2ECrashAtRandomMomentsLosesNothing(t *testing.T) {
 
 func TestE2ESecondRunOnSameLedgerIsRefused(t *testing.T) {
 	s := startSim(t, "--async-delay", "5s", "--sfmc-rps", "0")
-	w := newWorkspace(t, s, "")
+	w := newWorkspace(t, s, 80)
 	bin, _ := binaries(t)
 	first := w.command(t, bin, "run", "--wait", "30s", "--quiet", desiredCSV)
 	if err := first.Start(); err != nil {
@@ -409,7 +433,7 @@ func TestE2ESecondRunOnSameLedgerIsRefused(t *testing.T) {
 
 func TestE2EBadInputStopsBeforeSending(t *testing.T) {
 	s := startSim(t)
-	w := newWorkspace(t, s, "")
+	w := newWorkspace(t, s, 80)
 	missing := filepath.Join(t.TempDir(), "nope.csv")
 	code, _, stderr := w.privsync(t, "run", "--quiet", desiredCSV, missing)
 	if code != 2 || !strings.Contains(stderr, "nope.csv") {

@@ -151,3 +151,31 @@ func (c *Client) Poll(ctx context.Context, ref string, items []vendorapi.Item) (
 func (c *Client) path(rest ...string) string {
 	return vendorapi.Path(append([]string{"1.0", c.app, "gdpr"}, rest...)...)
 }
+
+// requestDate is Batch.com's request_date: UTC without a zone.
+const requestDate = "2006-01-02T15:04:05.999999999"
+
+// Find looks among the app's requests for one of item's kind for the same
+// user created at or after since, and returns its token. The executor asks
+// before sending again a request that may already have been accepted (a
+// crash or a lost answer after the vendor took it), so a user is not sent
+// two reviews.
+func (c *Client) Find(ctx context.Context, it vendorapi.Item, since time.Time) (string, bool, error) {
+	var list []StatusObject
+	if err := c.api.Do(ctx, http.MethodGet, c.path("requests"), nil, &list); err != nil {
+		return "", false, fmt.Errorf("batch list requests: %w", err)
+	}
+	var best string
+	var bestAt time.Time
+	for _, r := range list {
+		if r.RequestType != string(it.Op) || r.ID.Type != it.IDType || r.ID.Value != it.SubjectID {
+			continue
+		}
+		at, err := time.Parse(requestDate, r.RequestDate)
+		if err != nil || at.Before(since) || at.Before(bestAt) {
+			continue
+		}
+		best, bestAt = r.RequestID, at
+	}
+	return best, best != "", nil
+}

@@ -42,6 +42,7 @@ CREATE TABLE batches (
   attempts     INTEGER NOT NULL DEFAULT 0,
   vendor_ref   TEXT NOT NULL DEFAULT '',
   last_error   TEXT NOT NULL DEFAULT '',
+  created_at   INTEGER,
   submitted_at INTEGER,
   updated_at   INTEGER
 );
