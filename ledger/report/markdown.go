@@ -159,7 +159,7 @@ func (s *Summary) Markdown() []byte {
 				p("- %s: %d\n", md(v), k)
 			}
 		}
-		p("\nprivsync keeps asking: the next run (or `privsync status --poll`) records their final outcome in that run's report.\n\n")
+		p("\nprivsync keeps asking the vendors (on the next run, or with `privsync status --poll`); their final outcome appears in a later report.\n\n")
 	}
 
 	// How to verify.

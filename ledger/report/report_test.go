@@ -104,7 +104,18 @@ func golden(t *testing.T, name string, got []byte) {
 		t.Fatalf("%v (run go test -update to create it)", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Errorf("%s differs from the golden file (run go test -update if the change is intended):\n got: %q\nwant: %q", name, got, want)
+		gl, wl := bytes.SplitAfter(got, []byte("\n")), bytes.SplitAfter(want, []byte("\n"))
+		i := 0
+		for i < len(gl) && i < len(wl) && bytes.Equal(gl[i], wl[i]) {
+			i++
+		}
+		line := func(ls [][]byte) []byte {
+			if i < len(ls) {
+				return ls[i]
+			}
+			return nil
+		}
+		t.Errorf("%s differs from the golden file at line %d (run go test -update if the change is intended):\n got: %q\nwant: %q", name, i+1, line(gl), line(wl))
 	}
 }
 

@@ -27,7 +27,6 @@ import (
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
-	"hash"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -98,24 +97,23 @@ func formulaStart(s string) bool {
 
 // rowHasher computes row hashes, reusing its buffers.
 type rowHasher struct {
-	h   hash.Hash
-	sum [sha256.Size]byte
+	buf []byte
 	hex [2 * sha256.Size]byte
 }
 
-func newRowHasher() *rowHasher { return &rowHasher{h: sha256.New()} }
+func newRowHasher() *rowHasher { return &rowHasher{} }
 
 // hash returns the hash of a row's fields (seq to prev_hash).
 func (r *rowHasher) hash(fields []string) string {
-	r.h.Reset()
+	r.buf = r.buf[:0]
 	for i, f := range fields[:colHash] {
 		if i > 0 {
-			r.h.Write([]byte(sep))
+			r.buf = append(r.buf, sep...)
 		}
-		r.h.Write([]byte(f))
+		r.buf = append(r.buf, f...)
 	}
-	r.h.Sum(r.sum[:0])
-	hex.Encode(r.hex[:], r.sum[:])
+	sum := sha256.Sum256(r.buf)
+	hex.Encode(r.hex[:], sum[:])
 	return string(r.hex[:])
 }
 

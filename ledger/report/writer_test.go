@@ -272,3 +272,54 @@ func TestOpenCreatesDirectory(t *testing.T) {
 		t.Fatalf("new report holds %q, %v", b, err)
 	}
 }
+
+func benchEvents(n int) []*ledger.Event {
+	evs := make([]*ledger.Event, n)
+	for i := range evs {
+		evs[i] = &ledger.Event{RunID: testRun, Seq: int64(i + 1), RecordedAt: "2026-11-23T06:00:00Z", Vendor: "sfmc",
+			SubjectID: "subject-" + strings.Repeat("x", 20), Operation: "restrict", Restrictions: "do_not_track|do_not_profile",
+			Outcome: "completed", VendorRef: "req-123456", Attempts: 1, ItemID: int64(i + 1)}
+	}
+	return evs
+}
+
+// BenchmarkSync measures writing a 100,000-row report, and opening it
+// again (which reads and checks it against the ledger).
+func BenchmarkSync(b *testing.B) {
+	src := &fakeSource{events: benchEvents(100_000)}
+	b.Run("100k rows", func(b *testing.B) {
+		for b.Loop() {
+			benchSync(b, b.TempDir(), src)
+		}
+	})
+	b.Run("reopen 100k rows", func(b *testing.B) {
+		dir := b.TempDir()
+		benchSync(b, dir, src)
+		for b.Loop() {
+			benchSync(b, dir, src)
+		}
+	})
+}
+
+func benchSync(b *testing.B, dir string, src Source) {
+	w, err := Open(dir, testRun)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer w.Close()
+	if err := w.Sync(context.Background(), src); err != nil {
+		b.Fatal(err)
+	}
+}
+
+func BenchmarkVerify(b *testing.B) {
+	dir := b.TempDir()
+	benchSync(b, dir, &fakeSource{events: benchEvents(100_000)})
+	data, _ := os.ReadFile(Path(dir, testRun))
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, _, err := Verify(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
