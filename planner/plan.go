@@ -475,6 +475,10 @@ func (p *planner) snapshot(ctx context.Context) error {
 		if d.Verdict != Send {
 			return nil
 		}
+		if p.opts.Rules.Now.Before(st.RetryAt) {
+			p.stats.Waiting++ // backing off after a failure, as Decide does
+			return nil
+		}
 		// Absence is a row asking for nothing: its fingerprint settles it.
 		return p.emit(ctx, &Entry{Key: k, FP: Fingerprint(&privsync.Row{Key: k}), UpdatedAt: p.opts.Rules.Now, Prior: st, Decision: d})
 	})
