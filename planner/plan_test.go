@@ -296,6 +296,11 @@ func TestSnapshot(t *testing.T) {
 	fly := seen(dnt)
 	fly.InFlight = 99
 	led.set(k("sfmc", "absent-in-flight"), fly)
+	// A subject whose last operation failed is backing off: absence waits
+	// for the back-off like any other change.
+	backoff := seen(dnp)
+	backoff.RetryAt = now.Add(time.Hour)
+	led.set(k("sfmc", "absent-backing-off"), backoff)
 	// Another kind's subject is not the snapshot's business.
 	led.set(privsync.Key{Vendor: "bloomreach", IDType: "registered", SubjectID: "absent-br"}, seen(dnt))
 
@@ -310,8 +315,8 @@ func TestSnapshot(t *testing.T) {
 			}
 			continue
 		}
-		if stats.Changes() != 1 {
-			t.Fatalf("snapshot: %d operations, want 1 (entries %+v)", stats.Changes(), rec.Entries)
+		if stats.Changes() != 1 || stats.Waiting != 1 {
+			t.Fatalf("snapshot: %d operations, %d waiting; want 1 and 1 (entries %+v)", stats.Changes(), stats.Waiting, rec.Entries)
 		}
 		var cleared []planner.Entry
 		for _, e := range rec.Entries {
