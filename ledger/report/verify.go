@@ -74,6 +74,10 @@ func newChecker(r io.Reader) *checker {
 		enc: newEncoder(), hasher: newRowHasher()}
 }
 
+// maxRecord bounds one row: privsync writes nothing near it, and a stray
+// quote must not make the reader hold the rest of a large file.
+const maxRecord = 64 << 20
+
 // errPartial marks bytes at the end of the file that do not make a
 // complete record.
 var errPartial = errors.New("partial record")
@@ -86,6 +90,9 @@ func (c *checker) record() error {
 	for {
 		chunk, err := c.br.ReadSlice('\n')
 		c.raw = append(c.raw, chunk...)
+		if len(c.raw) > maxRecord {
+			return &ChainError{Line: c.line, Row: c.rows + 1, Problem: fmt.Sprintf("a row longer than %d MiB: this is not a privsync report (or a quote was added)", maxRecord>>20)}
+		}
 		if bytes.Count(chunk, []byte{'"'})%2 == 1 {
 			inQuote = !inQuote
 		}

@@ -230,6 +230,30 @@ func TestSyncFailureLeavesFile(t *testing.T) {
 	}
 }
 
+// TestSyncConcurrent calls Sync from several goroutines (run with -race).
+func TestSyncConcurrent(t *testing.T) {
+	_, want := writeReport(t, testEvents())
+	dir := t.TempDir()
+	w, err := Open(dir, testRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	src := &fakeSource{events: testEvents()}
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() { errs <- w.Sync(context.Background(), &fakeSource{events: src.events}) }()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := os.ReadFile(w.Path()); !bytes.Equal(got, want) {
+		t.Fatalf("concurrent syncs wrote\n%q\nwant\n%q", got, want)
+	}
+}
+
 func TestSyncLedgerGap(t *testing.T) {
 	evs := testEvents()
 	evs = append(evs[:3], evs[4:]...)
