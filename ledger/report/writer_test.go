@@ -39,16 +39,22 @@ func syncFileIn(t *testing.T, dir string, content []byte, src Source) ([]byte, *
 	return b, w, err
 }
 
+// openEmpty opens a new report in a new directory; the test closes it.
+func openEmpty(t *testing.T) *Writer {
+	t.Helper()
+	w, err := Open(t.TempDir(), testRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w
+}
+
 // TestSyncIncremental syncs after each new event, as the executor does
 // after each batch, and gets the bytes of a single write.
 func TestSyncIncremental(t *testing.T) {
 	_, want := writeReport(t, testEvents())
-	dir := t.TempDir()
-	w, err := Open(dir, testRun)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
+	w := openEmpty(t)
 	src := &fakeSource{}
 	all := testEvents()
 	for i := 0; i <= len(all); i++ {
@@ -233,16 +239,11 @@ func TestSyncFailureLeavesFile(t *testing.T) {
 // TestSyncConcurrent calls Sync from several goroutines (run with -race).
 func TestSyncConcurrent(t *testing.T) {
 	_, want := writeReport(t, testEvents())
-	dir := t.TempDir()
-	w, err := Open(dir, testRun)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Close()
-	src := &fakeSource{events: testEvents()}
+	w := openEmpty(t)
+	evs := testEvents()
 	errs := make(chan error, 4)
 	for range 4 {
-		go func() { errs <- w.Sync(context.Background(), &fakeSource{events: src.events}) }()
+		go func() { errs <- w.Sync(context.Background(), &fakeSource{events: evs}) }()
 	}
 	for range 4 {
 		if err := <-errs; err != nil {
