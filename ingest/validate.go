@@ -37,19 +37,24 @@ const MaxSubjectIDLen = 256
 // maxValueLen caps the value quoted in a RowError.
 const maxValueLen = 300
 
-// The reasons of row rejects that are not built from a domain error.
+// Reasons of row rejects that are always spelled the same. The others are
+// built from the value at fault or from the privsync parsers' errors.
 const (
-	ReasonInvalidUTF8     = "invalid UTF-8"
-	ReasonMissingSubject  = "missing subject_id"
-	ReasonSubjectSpaces   = "subject_id has leading or trailing spaces"
-	ReasonSubjectControl  = "subject_id contains a control character"
-	ReasonBadUpdatedAt    = "updated_at must be an RFC 3339 timestamp such as 2026-01-02T15:04:05Z"
-	reasonSubjectTooLong  = "subject_id is longer than 256 bytes"
-	reasonUnknownVendor   = "unknown vendor"
-	reasonMissingVendor   = "missing vendor"
-	reasonFieldCountFmt   = "wrong number of fields: %d, the header has %d"
-	maxCachedIDTypes      = 1024
-	checkContextEveryRows = 8192
+	ReasonInvalidUTF8    = "invalid UTF-8"
+	ReasonMissingSubject = "missing subject_id"
+	ReasonSubjectSpaces  = "subject_id has leading or trailing spaces"
+	ReasonSubjectControl = "subject_id contains a control character"
+	ReasonBadUpdatedAt   = "updated_at must be an RFC 3339 timestamp such as 2026-01-02T15:04:05Z"
+)
+
+const (
+	reasonSubjectTooLong = "subject_id is longer than 256 bytes"
+	reasonUnknownVendor  = "unknown vendor"
+	reasonMissingVendor  = "missing vendor"
+	reasonFieldCountFmt  = "wrong number of fields: %d, the header has %d"
+
+	maxCachedIDTypes = 1024 // id types cached per vendor
+	linearSearchMax  = 8    // vendors and id types searched before a map
 )
 
 // idTypeCheck is the cached verdict of Kind.CheckID for one id_type.
@@ -64,8 +69,6 @@ type vendorInfo struct {
 	ids   map[string]idTypeCheck
 	first []idTypeCheck // the first id types seen, searched before the map
 }
-
-const linearSearchMax = 8
 
 // vendor returns the configured vendor of that name, or nil.
 func (v *validator) vendor(name string) *vendorInfo {
