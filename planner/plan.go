@@ -171,8 +171,12 @@ func Plan(ctx context.Context, src Source, led Ledger, sink Sink, opts Options) 
 		if n := len(p.cands); n > 0 {
 			held = p.cands[n-1].ord + 1
 		}
-		if err := src.Read(ctx, &secondPass{p: p, ctx: ctx, held: held}); err != nil {
+		second := &secondPass{p: p, ctx: ctx, held: held}
+		if err := src.Read(ctx, second); err != nil {
 			return nil, fmt.Errorf("reading the input a second time: %w", err)
+		}
+		if int(second.ord) != len(p.refs) {
+			return nil, errors.New("the input changed while it was being read (it has fewer rows now); run again on a stable copy")
 		}
 	}
 	if err := p.flushCandidates(ctx); err != nil {
