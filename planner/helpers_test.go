@@ -45,13 +45,13 @@ type memSource struct {
 	items []item
 	reads int
 	// mutate, when set, changes the input before the second read.
-	mutate func(items []item)
+	mutate func(s *memSource)
 }
 
 func (s *memSource) Read(ctx context.Context, h planner.RowHandler) error {
 	s.reads++
 	if s.reads == 2 && s.mutate != nil {
-		s.mutate(s.items)
+		s.mutate(s)
 	}
 	var r privsync.Row
 	var e privsync.RowError

@@ -335,13 +335,24 @@ func TestSnapshot(t *testing.T) {
 }
 
 func TestInputChangedBetweenPasses(t *testing.T) {
-	src := rows(sfmc("a", dnt), sfmc("b", dnp), sfmc("c", dnpr))
-	src.mutate = func(items []item) { items[2].row.Restrictions = dnt }
-	opts := testOptions()
-	opts.MaxCandidates = 1
-	_, err := planner.Plan(context.Background(), src, newLedger(), &recorder{}, opts)
-	if err == nil || !strings.Contains(err.Error(), "changed") {
-		t.Fatalf("Plan over an input that changed between passes: %v, want an error", err)
+	for _, c := range []struct {
+		name   string
+		mutate func(s *memSource)
+	}{
+		{"a row changed", func(s *memSource) { s.items[2].row.Restrictions = dnt }},
+		{"a row added", func(s *memSource) { s.items = append(s.items, item{row: sfmc("d", dnt)}) }},
+		{"rows cut off", func(s *memSource) { s.items = s.items[:2] }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			src := rows(sfmc("a", dnt), sfmc("b", dnp), sfmc("c", dnpr))
+			src.mutate = c.mutate
+			opts := testOptions()
+			opts.MaxCandidates = 1
+			_, err := planner.Plan(context.Background(), src, newLedger(), &recorder{}, opts)
+			if err == nil || !strings.Contains(err.Error(), "changed") {
+				t.Fatalf("Plan over an input that changed between passes: %v, want an error", err)
+			}
+		})
 	}
 }
 
