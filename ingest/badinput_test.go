@@ -1,6 +1,7 @@
 package ingest_test
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"path/filepath"
@@ -149,6 +150,19 @@ func TestBadInput(t *testing.T) {
 			truncate(t, p, 0.6)
 			return p
 		}, wantErr: "truncated or corrupt parquet file: no PAR1 mark at its end"},
+		{name: "parquet corrupt inside a page", setup: func(t *testing.T, dir string) string {
+			p := filepath.Join(dir, "in.parquet")
+			if err := gendata.ConvertCSV(generate(t, dir, 300), gendata.ParquetOptions{Plain: true, Compressions: []string{"none"}}, p); err != nil {
+				t.Fatal(err)
+			}
+			data, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			values := bytes.Index(data, []byte("sfmc\x09\x00\x00\x00batch-ios")) // the first two values
+			patch(t, p, values+4, "0000")                                        // the second's length: 808 MB
+			return p
+		}, wantErr: `truncated or corrupt parquet file: row group 1, column "vendor": string of 808464432 bytes in 3488`},
 		{name: "parquet without subject_id", setup: func(t *testing.T, dir string) string {
 			return toParquet(t, dir, "in.parquet", csvLines("vendor,id_type", "sfmc,"), gendata.ParquetOptions{})
 		}, wantErr: `missing required column "subject_id"`},
@@ -209,6 +223,19 @@ func TestBadInput(t *testing.T) {
 				t.Errorf("Error() = %q lacks the reason", g)
 			}
 		})
+	}
+}
+
+// patch overwrites the bytes of a file at offset.
+func patch(t *testing.T, path string, offset int, s string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(data[offset:], s)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
 

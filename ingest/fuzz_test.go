@@ -88,9 +88,8 @@ func FuzzCSV(f *testing.F) {
 }
 
 // FuzzParquet reads a generated Parquet file cut short at cut (when not 0)
-// and with its footer patched: a truncated file or a corrupt footer must
-// give a *FileError, never a panic or a bad row. (Corruption inside pages is
-// left out: parquet-go trusts the value lengths there, see the package doc.)
+// and patched at at: a truncated or corrupt file must give a *FileError,
+// never a panic, a blow-up or a bad row.
 func FuzzParquet(f *testing.F) {
 	dir := f.TempDir()
 	src := filepath.Join(dir, "in.csv")
@@ -111,14 +110,14 @@ func FuzzParquet(f *testing.F) {
 		f.Fatal(err)
 	}
 	footerLen := int(binary.LittleEndian.Uint32(pq[len(pq)-8:]))
-	footerStart := len(pq) - 8 - footerLen
 	f.Add(uint32(0), uint32(0), []byte{})
 	f.Add(uint32(len(pq)-9), uint32(0), []byte{})
-	f.Add(uint32(0), uint32(10), []byte{0xff, 0xff, 0xff, 0x7f})
-	f.Add(uint32(0), uint32(footerLen-20), []byte{0, 0, 0, 0, 0, 0})
+	f.Add(uint32(0), uint32(30), []byte("0000#08"))
+	f.Add(uint32(0), uint32(100), []byte{0xff, 0xff, 0xff, 0x7f})
+	f.Add(uint32(0), uint32(len(pq)-footerLen), []byte{0, 0, 0, 0, 0, 0})
 	f.Fuzz(func(t *testing.T, cut, at uint32, patch []byte) {
 		data := bytes.Clone(pq)
-		copy(data[footerStart+int(at)%footerLen:len(data)-8], patch)
+		copy(data[int(at)%len(data):], patch)
 		if cut != 0 {
 			data = data[:int(cut)%len(data)]
 		}

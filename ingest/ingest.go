@@ -32,10 +32,9 @@
 //
 // Parquet is read with github.com/xitongsys/parquet-go, column by column
 // (side by side) in batches of ParquetBatchRows rows, so memory stays flat
-// whatever the file size. parquet-go trusts the lengths written inside a
-// page: a file corrupted inside its pages (not merely truncated, which is
-// caught) can make it allocate up to 4 GiB for one value before the read
-// fails. Exports of the job's own warehouse are trusted that far.
+// whatever the file size. parquet-go trusts every length and count written
+// in a file, so before it reads a file its pages are checked (see
+// scanPages): a truncated or corrupt file is a *FileError, not a blow-up.
 package ingest
 
 import (

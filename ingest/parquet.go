@@ -143,7 +143,7 @@ func (p *parquetSource) checkFooter() error {
 		}
 		sum += rg.GetNumRows()
 	}
-	if p.rows = ft.GetNumRows(); p.rows != sum || p.rows < 0 {
+	if p.rows = ft.GetNumRows(); p.rows != sum || p.rows < 0 || p.rows > 8*p.size {
 		return fmt.Errorf("corrupt parquet file: %d rows in its footer, %d in its row groups", p.rows, sum)
 	}
 	return nil
@@ -351,6 +351,9 @@ func (p *parquetSource) openColumns() (err error) {
 }
 
 func (p *parquetSource) streamRows(ctx context.Context, s *session, h Handler, info *FileInfo) error {
+	if err := p.scanPages(); err != nil {
+		return &FileError{Path: p.path, Err: err}
+	}
 	if err := p.openColumns(); err != nil {
 		return &FileError{Path: p.path, Err: err}
 	}
