@@ -258,7 +258,11 @@ func (r *runner) send(ctx context.Context, b *ledger.Batch) error {
 			return ctx.Err() // left in sending: the next run sends it again
 		}
 		action := vendorapi.ActionOf(err)
-		r.log.Warn("request failed", "batch", b.ID, "attempt", b.Attempts, "action", action.String(), "error", err)
+		level := slog.LevelWarn
+		if action == vendorapi.Reject && len(b.Items) > 1 {
+			level = slog.LevelInfo // expected: the split finds the item at fault
+		}
+		r.log.Log(ctx, level, "request failed", "batch", b.ID, "attempt", b.Attempts, "action", action.String(), "error", err)
 		if action == vendorapi.RetryLater && b.Attempts > 1 {
 			if found, err := r.adopt(ctx, b, items); found || err != nil {
 				return err
@@ -310,17 +314,28 @@ func (r *runner) adopt(ctx context.Context, b *ledger.Batch, items []vendorapi.I
 	since := b.CreatedAt.Add(-time.Minute) // allow for clock skew with the vendor
 	var ref string
 	var found bool
-	err := r.request(ctx, func(ctx context.Context) error {
-		var err error
-		ref, found, err = f.Find(ctx, items[0], since)
-		return err
-	})
-	if err != nil {
+	bo := r.opts.Retry.backoff()
+	for {
+		err := r.request(ctx, func(ctx context.Context) error {
+			var err error
+			ref, found, err = f.Find(ctx, items[0], since)
+			return err
+		})
+		if err == nil {
+			break
+		}
 		if ctx.Err() != nil {
 			return false, ctx.Err()
 		}
-		r.log.Warn("could not look for an earlier request; sending again", "batch", b.ID, "error", err)
-		return false, nil
+		wait, ok := bo.next(err, r.opts.Now(), r.deadline)
+		if vendorapi.ActionOf(err) != vendorapi.Retry || !ok {
+			// At-least-once is still safe, only wasteful: say so.
+			r.log.Warn("could not look for an earlier request; sending again", "batch", b.ID, "error", err)
+			return false, nil
+		}
+		if err := sleep(ctx, wait); err != nil {
+			return false, err
+		}
 	}
 	if !found {
 		return false, nil

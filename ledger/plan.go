@@ -107,6 +107,18 @@ func (d *DB) SetRunState(ctx context.Context, id, state string, stats any) error
 	})
 }
 
+// SetRunInputs records what was read for a run (files, hashes, counts).
+func (d *DB) SetRunInputs(ctx context.Context, id string, inputs any) error {
+	b, err := json.Marshal(inputs)
+	if err != nil {
+		return fmt.Errorf("recording run inputs: %w", err)
+	}
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE runs SET inputs = ? WHERE id = ?`, string(b), id)
+		return err
+	})
+}
+
 // RunInputs returns the JSON inputs recorded for a run.
 func (d *DB) RunInputs(ctx context.Context, id string) (json.RawMessage, error) {
 	var s string

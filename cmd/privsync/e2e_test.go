@@ -354,7 +354,7 @@ func TestE2EFaultsStillReachDesiredState(t *testing.T) {
 }
 
 func TestE2ECrashAtRandomMomentsLosesNothing(t *testing.T) {
-	s := startSim(t, "--async-delay", "300ms", "--latency", "20ms", "--seed", "3")
+	s := startSim(t, "--async-delay", "300ms", "--latency", "20ms", "--seed", "3", "--sfmc-rps", "40", "--batch-rps", "80", "--bloomreach-rps", "40")
 	w := newWorkspace(t, s, 80)
 	bin, _ := binaries(t)
 	rng := rand.New(rand.NewPCG(42, 1))

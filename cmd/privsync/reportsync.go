@@ -2,28 +2,59 @@ package main
 
 import (
 	"context"
-	"path/filepath"
-	"sync"
+	"fmt"
+	"time"
 
 	"github.com/privsync/privsync/ledger"
+	"github.com/privsync/privsync/ledger/report"
 )
 
-// reportSync keeps a run's audit report in step with the ledger.
+// reportSync keeps a run's audit report in step with the ledger: events
+// are committed first, then appended to the file, so the file is always a
+// prefix of the ledger's log and a killed run's report is completed by the
+// next one.
 type reportSync struct {
-	mu    sync.Mutex
-	path  string
+	w     *report.Writer
 	db    *ledger.DB
+	dir   string
 	runID string
+	path  string
 }
 
 func openReport(dir, runID string, db *ledger.DB) (*reportSync, error) {
-	return &reportSync{path: filepath.Join(dir, runID+".csv"), db: db, runID: runID}, nil
+	w, err := report.Open(dir, runID)
+	if err != nil {
+		return nil, fmt.Errorf("opening the audit report: %w", err)
+	}
+	r := &reportSync{w: w, db: db, dir: dir, runID: runID, path: w.Path()}
+	return r, r.sync(context.Background())
 }
 
-func (r *reportSync) sync(ctx context.Context) error { return nil }
+func (r *reportSync) sync(ctx context.Context) error {
+	if err := r.w.Sync(ctx, r.db); err != nil {
+		return fmt.Errorf("writing the audit report %s: %w", r.path, err)
+	}
+	return nil
+}
 
+// finish brings the report up to date and writes the run's summaries.
 func (r *reportSync) finish(ctx context.Context, run *ledger.Run, src *source, mode string) error {
-	return r.sync(ctx)
+	if err := r.sync(ctx); err != nil {
+		return err
+	}
+	raw, err := r.db.RunInputs(ctx, run.ID)
+	if err != nil {
+		return fmt.Errorf("reading the run's inputs: %w", err)
+	}
+	inputs, err := report.ParseInputs(raw)
+	if err != nil {
+		return err
+	}
+	info := report.SummaryInfo{Mode: mode, StartedAt: run.StartedAt, FinishedAt: time.Now().UTC(), Inputs: inputs}
+	if err := report.WriteSummary(ctx, r.dir, run.ID, r.db, info); err != nil {
+		return fmt.Errorf("writing the run's summary: %w", err)
+	}
+	return nil
 }
 
-func (r *reportSync) close() {}
+func (r *reportSync) close() { r.w.Close() }

@@ -69,7 +69,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		}
 		fallthrough
 	default:
-		if err := db.StartRun(ctx, run, inputsOf(src)); err != nil {
+		if err := db.StartRun(ctx, run, []string{}); err != nil {
 			return err
 		}
 	}
@@ -105,6 +105,9 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		return fmt.Errorf("planning: %w", err)
 	}
 	if err := db.SetRunState(ctx, run.ID, ledger.RunRunning, stats); err != nil {
+		return err
+	}
+	if err := db.SetRunInputs(ctx, run.ID, src.files); err != nil {
 		return err
 	}
 	if err := rep.sync(ctx); err != nil {
@@ -196,8 +199,6 @@ func inputKey(files []string, mode string) (string, error) {
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
-
-func inputsOf(s *source) []string { return s.inputs }
 
 // newRunID names a run by its start time, with a random suffix.
 func newRunID(now time.Time) string {
