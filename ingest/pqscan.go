@@ -109,7 +109,7 @@ func (p *parquetSource) scanChunk(f *os.File, md *parquet.ColumnMetaData, c *pqC
 		return fmt.Errorf("%d values in a file of %d bytes", md.GetNumValues(), p.size)
 	}
 	t := &countingTransport{r: bufio.NewReaderSize(io.NewSectionReader(f, offset, size), 64<<10), size: size}
-	proto := thrift.NewTCompactProtocol(t)
+	proto := thrift.NewTCompactProtocolConf(t, &thrift.TConfiguration{MaxMessageSize: maxPageSize})
 	maxRL, err := p.pr.SchemaHandler.MaxRepetitionLevel(common.StrToPath(c.path))
 	if err != nil {
 		return err
