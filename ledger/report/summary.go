@@ -178,7 +178,11 @@ func (a *aggregate) add(e *ledger.Event) {
 	a.counts[v][op][e.Outcome]++
 	a.outcomes[e.Outcome]++
 	if badOutcome(e.Outcome) {
-		a.why[Reason{Outcome: e.Outcome, Vendor: v, Reason: reasonOf(e.Detail)}]++
+		detail := e.Detail
+		if len(e.SubjectID) >= 3 { // a vendor's message may name the subject: keep it out, and group the rest
+			detail = strings.ReplaceAll(detail, e.SubjectID, "(subject id)")
+		}
+		a.why[Reason{Outcome: e.Outcome, Vendor: v, Reason: reasonOf(detail)}]++
 	}
 }
 

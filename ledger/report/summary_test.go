@@ -27,7 +27,13 @@ var testInfo = SummaryInfo{
 
 func TestWriteSummary(t *testing.T) {
 	dir := t.TempDir()
-	if err := WriteSummary(context.Background(), dir, testRun, &fakeSource{events: testEvents()}, testInfo); err != nil {
+	evs := testEvents()
+	for _, id := range []string{"alice@example.com", "bob@example.com"} { // vendor messages that name the subject
+		evs = append(evs, &ledger.Event{RunID: testRun, Seq: int64(len(evs) + 1), RecordedAt: "2026-11-23T06:01:00Z",
+			Vendor: "bloomreach", SubjectID: id, IDType: "registered", Operation: "anonymize", Outcome: "failed", Attempts: 7,
+			Detail: "the vendor rejected it: HTTP 400: customer registered:" + id + " cannot be anonymized"})
+	}
+	if err := WriteSummary(context.Background(), dir, testRun, &fakeSource{events: evs}, testInfo); err != nil {
 		t.Fatal(err)
 	}
 	jsonPath, mdPath := SummaryPaths(dir, testRun)
@@ -77,11 +83,14 @@ func TestWriteSummary(t *testing.T) {
 		t.Errorf("rejected rows = %d, want 1", got)
 	}
 	// Subject ids stay out of the summary.
-	for _, e := range testEvents() {
+	for _, e := range evs {
 		id := strings.TrimSpace(e.SubjectID)
 		if len(id) > 3 && (bytes.Contains(js, []byte(id)) || bytes.Contains(mdText, []byte(id))) {
 			t.Errorf("the summary names subject %q", id)
 		}
+	}
+	if !bytes.Contains(mdText, []byte("2 at bloomreach: the vendor rejected it: HTTP 400: customer registered:(subject id) cannot be anonymized")) {
+		t.Error("the summary does not group vendor messages that name their subject")
 	}
 	if bytes.Contains(mdText, []byte("acme")) {
 		t.Error("the summary quotes an input value")
