@@ -53,7 +53,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: gen rows|convert [flags] (see go doc ./bench/gen)")
+		return errors.New("usage: gen rows|convert|read [flags] (see go doc ./bench/gen)")
 	}
 	switch args[0] {
 	case "rows":
@@ -63,7 +63,7 @@ func run(args []string) error {
 	case "read":
 		return read(args[1:])
 	}
-	return fmt.Errorf("unknown command %q: expected rows or convert", args[0])
+	return fmt.Errorf("unknown command %q: expected rows, convert or read", args[0])
 }
 
 func rows(args []string) error {
