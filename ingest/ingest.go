@@ -334,8 +334,9 @@ func (s *session) check(ctx context.Context, files []string) error {
 
 // Check expands the inputs and verifies that each can be read: it exists,
 // it is a CSV or Parquet file, its header or schema is sound and has the
-// required columns. For "-" it consumes the header from Options.Stdin, so
-// only call it for inputs that do not include "-"; Read checks as well.
+// required columns. It reads headers and footers only: a CSV syntax error
+// further down or a corrupt Parquet page is found by Read. For "-" it
+// consumes the header from Options.Stdin, so give it a fresh reader for Read.
 func Check(ctx context.Context, inputs []string, opts Options) error {
 	files, err := Expand(inputs)
 	if err != nil {
