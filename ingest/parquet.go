@@ -319,7 +319,12 @@ func (p *parquetSource) readBatches(n int64) error {
 		})
 	}
 	wg.Wait()
-	return errors.Join(errs...)
+	for _, err := range errs {
+		if err != nil {
+			return err // the first column's, as a sequential read would
+		}
+	}
+	return nil
 }
 
 func (p *parquetSource) stream(ctx context.Context, s *session, h Handler, info *FileInfo) error {
