@@ -20,6 +20,11 @@
 // The hash of a row is the lowercase hex SHA-256 of its fields as written
 // (after those changes, before CSV quoting), from seq to prev_hash, joined
 // by U+001F; the first row's prev_hash is 64 zeros.
+//
+// Writer appends to a report (Open, then Sync after each batch of
+// outcomes); Verify checks one; WriteSummary writes the run's
+// {run_id}.summary.json and .summary.md beside it; Exporter writes the
+// events of a run or of a subject for `privsync report export`.
 package report
 
 import (
