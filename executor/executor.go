@@ -245,14 +245,15 @@ func (r *runner) send(ctx context.Context, b *ledger.Batch) error {
 		})
 		if err == nil {
 			r.log.Debug("batch accepted", "batch", b.ID, "ref", rec.Ref, "items", len(items))
-			if err := r.led.MarkSubmitted(ctx, b, rec.Ref); err != nil {
-				return err
-			}
 			r.progressSent(len(items))
 			if rec.Final {
+				// No status endpoint: the receipt and the accepted outcome
+				// commit together, or a crash between them would leave a
+				// batch to poll that the vendor cannot be asked about.
+				b.VendorRef = rec.Ref
 				return r.resolveAll(ctx, b, privsync.OutcomeAccepted, "")
 			}
-			return nil
+			return r.led.MarkSubmitted(ctx, b, rec.Ref)
 		}
 		if ctx.Err() != nil {
 			return ctx.Err() // left in sending: the next run sends it again

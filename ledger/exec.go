@@ -234,7 +234,7 @@ func (d *DB) Resolve(ctx context.Context, runID string, b *Batch, results []Resu
 		if len(left) > 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'done', updated_at = ? WHERE id = ?`, now.UnixNano(), b.ID); err != nil {
+		if _, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'done', vendor_ref = ?, updated_at = ? WHERE id = ?`, b.VendorRef, now.UnixNano(), b.ID); err != nil {
 			return err
 		}
 		b.State = BatchDone

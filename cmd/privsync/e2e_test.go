@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -195,7 +196,10 @@ func (w *workspace) privsync(t testing.TB, args ...string) (int, string, string)
 }
 
 func (w *workspace) command(t testing.TB, bin string, args ...string) *exec.Cmd {
-	cmd := exec.Command(bin, append([]string{args[0], "--config", w.config}, args[1:]...)...)
+	if args[0] != "report" {
+		args = append([]string{args[0], "--config", w.config}, args[1:]...)
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "E2E_SFMC_KEY=sfmc-token", "E2E_BATCH_KEY=batch-token", "E2E_BR_ID=br-id")
 	return cmd
 }
@@ -354,12 +358,24 @@ func TestE2EFaultsStillReachDesiredState(t *testing.T) {
 }
 
 func TestE2ECrashAtRandomMomentsLosesNothing(t *testing.T) {
-	s := startSim(t, "--async-delay", "300ms", "--latency", "20ms", "--seed", "3", "--sfmc-rps", "40", "--batch-rps", "80", "--bloomreach-rps", "40")
+	// Vendor limits below the config's: 429s on top of the kills.
+	simArgs := []string{"--async-delay", "300ms", "--latency", "20ms", "--seed", "3", "--sfmc-rps", "20", "--batch-rps", "30", "--bloomreach-rps", "20"}
+	// An uninterrupted run first: the reference report, and how long a run
+	// takes, so the kill points fall inside one.
+	s2 := startSim(t, simArgs...)
+	w2 := newWorkspace(t, s2, 80)
+	start := time.Now()
+	if code, _, stderr := w2.privsync(t, "run", "--wait", "60s", "--quiet", desiredCSV); code != 0 {
+		t.Fatalf("uninterrupted run: exit %d\n%s", code, stderr)
+	}
+	span := time.Since(start) * 9 / 10
+
+	s := startSim(t, simArgs...)
 	w := newWorkspace(t, s, 80)
 	bin, _ := binaries(t)
 	rng := rand.New(rand.NewPCG(42, 1))
-	kills := 0
-	for i := 0; i < 12; i++ {
+	kills, launches := 0, 0
+	for ; kills < 12 && launches < 40; launches++ {
 		cmd := w.command(t, bin, "run", "--wait", "60s", "--quiet", desiredCSV)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
@@ -367,7 +383,9 @@ func TestE2ECrashAtRandomMomentsLosesNothing(t *testing.T) {
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
 		select {
-		case <-time.After(time.Duration(rng.Int64N(int64(1500 * time.Millisecond)))):
+		// Short kill points (a tenth of a whole run at most), so a dozen
+		// kills fall inside the work: planning, sending, polling.
+		case <-time.After(span/50 + time.Duration(rng.Int64N(int64(span/10)))):
 			cmd.Process.Signal(syscall.SIGKILL)
 			<-done
 			kills++
@@ -375,7 +393,7 @@ func TestE2ECrashAtRandomMomentsLosesNothing(t *testing.T) {
 		}
 	}
 	if kills < 10 {
-		t.Fatalf("only %d of 12 runs were killed mid-way: make the run slower", kills)
+		t.Fatalf("only %d of %d runs were killed mid-way: make the run slower", kills, launches)
 	}
 	code, _, stderr := w.privsync(t, "run", "--wait", "60s", "--quiet", desiredCSV)
 	if code != 0 {
@@ -401,6 +419,38 @@ func TestE2ECrashAtRandomMomentsLosesNothing(t *testing.T) {
 	db.QueryRow(`SELECT COUNT(*) FROM items`).Scan(&items)
 	if finals != items {
 		t.Fatalf("%d items but %d confirmed outcomes: every item must be confirmed once", items, finals)
+	}
+
+	// The killed-and-resumed run's report holds the same rows as the report
+	// of an uninterrupted run of the same input, none twice, and verifies.
+	var resumed [][]string
+	for f, rows := range w.reportRows(t) {
+		if len(rows) > 0 {
+			if resumed != nil {
+				t.Fatalf("rows in more than one report (%s): the resumed run must keep its report", f)
+			}
+			resumed = rows
+		}
+	}
+	var straight [][]string
+	for _, rows := range w2.reportRows(t) {
+		straight = append(straight, rows...)
+	}
+	got, want := reportSet(resumed), reportSet(straight)
+	if len(resumed) != len(straight) || len(got) != len(want) {
+		t.Fatalf("resumed report has %d rows (%d distinct), uninterrupted %d (%d distinct)", len(resumed), len(got), len(straight), len(want))
+	}
+	var diffs []string
+	for _, m := range []map[string]int{want, got} {
+		for k := range m {
+			if got[k] != want[k] {
+				diffs = append(diffs, fmt.Sprintf("%q: %d times in the resumed report, %d in the uninterrupted one", strings.ReplaceAll(k, "\x1f", ","), got[k], want[k]))
+			}
+		}
+	}
+	if len(diffs) > 0 {
+		slices.Sort(diffs)
+		t.Fatalf("the reports differ:\n%s", strings.Join(slices.Compact(diffs), "\n"))
 	}
 }
 
@@ -444,4 +494,99 @@ func TestE2EBadInputStopsBeforeSending(t *testing.T) {
 	if st.total() != 0 {
 		t.Fatalf("%d requests were sent for an input that could not be read", st.total())
 	}
+}
+
+// reportRows reads every report of a workspace: file name -> rows (without
+// the header), each row as the report's columns.
+func (w *workspace) reportRows(t testing.TB) map[string][][]string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(w.reports, "*.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][][]string{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		if len(recs) == 0 || recs[0][0] != "seq" || recs[0][len(recs[0])-1] != "hash" {
+			t.Fatalf("%s: no report header", f)
+		}
+		out[f] = recs[1:]
+		code, _, stderr := w.privsync(t, "report", "verify", f)
+		if code != 0 {
+			t.Fatalf("report verify %s: exit %d\n%s", f, code, stderr)
+		}
+	}
+	return out
+}
+
+// Report columns, as DESIGN.md gives them.
+const (
+	colVendor = 3 + iota
+	colSubject
+	colIDType
+	colOperation
+	colRestrictions
+	colOutcome
+	colVendorRef
+	colAttempts
+	colDetail
+)
+
+func TestE2ESampleReportHasEveryOutcome(t *testing.T) {
+	s := startSim(t, "--async-delay", "100ms", "--sfmc-rps", "40", "--batch-rps", "80", "--bloomreach-rps", "40")
+	w := newWorkspace(t, s, 80)
+	for _, in := range []string{"../../testdata/sample.csv", "../../testdata/sample-day2.csv"} {
+		code, _, stderr := w.privsync(t, "run", "--wait", "5s", "--quiet", in)
+		if code != 3 {
+			t.Fatalf("run %s: exit %d, want 3 (some items failed, were rejected or conflict)\n%s", in, code, stderr)
+		}
+	}
+	seen := map[string]int{}
+	var formula bool
+	for _, rows := range w.reportRows(t) {
+		for _, r := range rows {
+			seen[r[colOutcome]]++
+			if strings.HasPrefix(r[colSubject], "'=HYPERLINK") {
+				formula = true
+			}
+			if strings.HasPrefix(r[colSubject], "=") {
+				t.Errorf("a subject id a spreadsheet would run as a formula was written as is: %q", r[colSubject])
+			}
+		}
+	}
+	for _, o := range []string{"completed", "accepted", "failed", "rejected", "unsupported", "conflict", "expired", "pending"} {
+		if seen[o] == 0 {
+			t.Errorf("no %s row in the sample's reports (outcomes seen: %v)", o, seen)
+		}
+	}
+	if !formula {
+		t.Error("the formula-looking subject id of the sample is not in the report with a leading '")
+	}
+	for _, f := range []string{"*.summary.json", "*.summary.md"} {
+		if m, _ := filepath.Glob(filepath.Join(w.reports, f)); len(m) != 2 {
+			t.Errorf("%s: %d files, want one per run", f, len(m))
+		}
+	}
+}
+
+var receiptURL = regexp.MustCompile(`https://\S+`)
+
+// reportSet is a multiset of report rows without what differs between two
+// runs of the same input: seq, run, times, vendor refs (and the data-report
+// URLs, which are receipts too), attempts, hashes.
+func reportSet(rows [][]string) map[string]int {
+	set := map[string]int{}
+	for _, r := range rows {
+		detail := receiptURL.ReplaceAllString(r[colDetail], "<url>")
+		key := strings.Join([]string{r[colVendor], r[colSubject], r[colIDType], r[colOperation], r[colRestrictions], r[colOutcome], detail}, "\x1f")
+		set[key]++
+	}
+	return set
 }

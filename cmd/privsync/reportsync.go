@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/privsync/privsync/ledger"
@@ -58,3 +59,23 @@ func (r *reportSync) finish(ctx context.Context, run *ledger.Run, src *source, m
 }
 
 func (r *reportSync) close() { r.w.Close() }
+
+// catchUpLastReport completes the report (and summaries) of the latest
+// finished run, in case the process was killed after the ledger closed the
+// run but before its files were written.
+func catchUpLastReport(ctx context.Context, db *ledger.DB, dir string) error {
+	runs, err := db.Runs(ctx, 1)
+	if err != nil || len(runs) == 0 || runs[0].State != ledger.RunFinished {
+		return err
+	}
+	rep, err := openReport(dir, runs[0].ID, db)
+	if err != nil {
+		return err
+	}
+	defer rep.close()
+	jsonPath, _ := report.SummaryPaths(dir, runs[0].ID)
+	if _, err := os.Stat(jsonPath); err == nil {
+		return nil
+	}
+	return rep.finish(ctx, runs[0], nil, runs[0].Mode)
+}

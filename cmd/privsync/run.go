@@ -53,6 +53,9 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}
+	if err := catchUpLastReport(ctx, db, c.reportDir); err != nil {
+		return err
+	}
 	prev, err := db.UnfinishedRun(ctx)
 	if err != nil {
 		return fmt.Errorf("looking for an interrupted run: %w", err)
