@@ -54,7 +54,7 @@ measure() {
 	local wall rss ops
 	wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s}' "$tlog")
 	rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$tlog")
-	ops=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(sum(n for v in d["operations"].values() for n in v.values()))' "$json")
+	ops=$(awk -F': ' '/"operations"/ {f = 1; next} f && /^  }/ {f = 0} f && /: [0-9]+/ {s += $2 + 0} END {print s + 0}' "$json")
 	printf '%-6s %-26s %10.2f %9s %12.0f %11s\n' "$(name "$rows")" "$label" "$wall" "$ops" "$(awk -v r="$rows" -v w="$wall" 'BEGIN {print r / w}')" "$rss" | tee -a "$results"
 }
 
