@@ -50,7 +50,11 @@ func binaries(t testing.TB) (privsync, vendorsim string) {
 			if pkg == "." {
 				name = "privsync"
 			}
-			out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, name), pkg).CombinedOutput()
+			args := []string{"build", "-o", filepath.Join(binDir, name)}
+			if raceEnabled {
+				args = append(args, "-race")
+			}
+			out, err := exec.Command("go", append(args, pkg)...).CombinedOutput()
 			if err != nil {
 				buildErr = fmt.Errorf("building %s: %v\n%s", pkg, err, out)
 				return
