@@ -444,7 +444,19 @@ func (k *rowSink) put(raw *rawRow, line int64) error {
 		k.info.Rows++
 		return k.h.Row(&k.row)
 	}
+	// Whom the bad row names, so the report says it and the planner
+	// recognises the same bad row on the next night.
+	k.rej.Vendor = rawValue(raw.vals[fVendor])
+	k.rej.SubjectID = rawValue(raw.vals[fSubjectID])
 	return k.rejectRow(line)
+}
+
+// rawValue is a raw field as a reject carries it: valid UTF-8, bounded.
+func rawValue(s string) string {
+	if len(s) > maxValueLen {
+		s = s[:maxValueLen]
+	}
+	return strings.Clone(strings.ToValidUTF8(s, "\uFFFD"))
 }
 
 // rejectRow hands the reject prepared in k.rej to the handler.
