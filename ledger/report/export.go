@@ -6,8 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strconv"
 
+	"github.com/gocarina/gocsv"
 	"github.com/privsync/privsync/ledger"
 )
 
@@ -15,32 +15,42 @@ import (
 var ExportColumns = []string{"run_id", "seq", "recorded_at", "vendor", "subject_id", "id_type", "operation",
 	"restrictions", "outcome", "vendor_ref", "attempts", "detail", "item_id"}
 
-// ExportEvent is one event of an export in JSON Lines.
+// ExportEvent is one event of an export: a JSON Lines object, or a CSV
+// record (gocsv maps the struct to the columns, in ExportColumns order).
 type ExportEvent struct {
-	RunID        string `json:"run_id"`
-	Seq          int64  `json:"seq"`
-	RecordedAt   string `json:"recorded_at"`
-	Vendor       string `json:"vendor"`
-	SubjectID    string `json:"subject_id"`
-	IDType       string `json:"id_type"`
-	Operation    string `json:"operation"`
-	Restrictions string `json:"restrictions"`
-	Outcome      string `json:"outcome"`
-	VendorRef    string `json:"vendor_ref"`
-	Attempts     int    `json:"attempts"`
-	Detail       string `json:"detail"`
-	ItemID       int64  `json:"item_id,omitempty"`
+	RunID        string `json:"run_id" csv:"run_id"`
+	Seq          int64  `json:"seq" csv:"seq"`
+	RecordedAt   string `json:"recorded_at" csv:"recorded_at"`
+	Vendor       string `json:"vendor" csv:"vendor"`
+	SubjectID    string `json:"subject_id" csv:"subject_id"`
+	IDType       string `json:"id_type" csv:"id_type"`
+	Operation    string `json:"operation" csv:"operation"`
+	Restrictions string `json:"restrictions" csv:"restrictions"`
+	Outcome      string `json:"outcome" csv:"outcome"`
+	VendorRef    string `json:"vendor_ref" csv:"vendor_ref"`
+	Attempts     int    `json:"attempts" csv:"attempts"`
+	Detail       string `json:"detail" csv:"detail"`
+	ItemID       int64  `json:"item_id,omitempty" csv:"item_id"`
+}
+
+func exportEvent(e *ledger.Event) ExportEvent {
+	return ExportEvent{RunID: e.RunID, Seq: e.Seq, RecordedAt: e.RecordedAt, Vendor: e.Vendor,
+		SubjectID: e.SubjectID, IDType: e.IDType, Operation: e.Operation, Restrictions: e.Restrictions,
+		Outcome: e.Outcome, VendorRef: e.VendorRef, Attempts: e.Attempts, Detail: e.Detail, ItemID: e.ItemID}
 }
 
 // Exporter writes ledger events for a person or an auditor: CSV (with the
 // report's spreadsheet safety) or JSON Lines (the values as recorded).
 type Exporter struct {
 	bw    *bufio.Writer
-	csv   *csv.Writer
+	csv   *gocsv.SafeCSVWriter
 	json  *json.Encoder
-	rec   []string
+	batch []ExportEvent
 	count int64
 }
+
+// exportBatch is how many CSV records are marshalled at once.
+const exportBatch = 1024
 
 // NewExporter returns an Exporter writing format ("csv" or "jsonl") to w.
 // A CSV export starts with its header.
@@ -48,7 +58,7 @@ func NewExporter(w io.Writer, format string) (*Exporter, error) {
 	x := &Exporter{bw: bufio.NewWriterSize(w, 64<<10)}
 	switch format {
 	case "csv":
-		x.csv = csv.NewWriter(x.bw)
+		x.csv = gocsv.NewSafeCSVWriter(csv.NewWriter(x.bw))
 		if err := x.csv.Write(ExportColumns); err != nil {
 			return nil, fmt.Errorf("writing the export: %w", err)
 		}
@@ -64,18 +74,32 @@ func NewExporter(w io.Writer, format string) (*Exporter, error) {
 // Write writes one event.
 func (x *Exporter) Write(e *ledger.Event) error {
 	x.count++
+	ev := exportEvent(e)
 	if x.json != nil {
-		if err := x.json.Encode(ExportEvent{RunID: e.RunID, Seq: e.Seq, RecordedAt: e.RecordedAt, Vendor: e.Vendor,
-			SubjectID: e.SubjectID, IDType: e.IDType, Operation: e.Operation, Restrictions: e.Restrictions,
-			Outcome: e.Outcome, VendorRef: e.VendorRef, Attempts: e.Attempts, Detail: e.Detail, ItemID: e.ItemID}); err != nil {
+		if err := x.json.Encode(ev); err != nil {
 			return fmt.Errorf("writing the export: %w", err)
 		}
 		return nil
 	}
-	x.rec = append(x.rec[:0], Safe(e.RunID), strconv.FormatInt(e.Seq, 10), Safe(e.RecordedAt), Safe(e.Vendor),
-		Safe(e.SubjectID), Safe(e.IDType), Safe(e.Operation), Safe(e.Restrictions), Safe(e.Outcome),
-		Safe(e.VendorRef), Safe(strconv.Itoa(e.Attempts)), Safe(e.Detail), strconv.FormatInt(e.ItemID, 10))
-	if err := x.csv.Write(x.rec); err != nil {
+	// The report's spreadsheet safety, on every field that comes from outside.
+	for _, f := range []*string{&ev.RunID, &ev.RecordedAt, &ev.Vendor, &ev.SubjectID, &ev.IDType, &ev.Operation,
+		&ev.Restrictions, &ev.Outcome, &ev.VendorRef, &ev.Detail} {
+		*f = Safe(*f)
+	}
+	x.batch = append(x.batch, ev)
+	if len(x.batch) >= exportBatch {
+		return x.flushBatch()
+	}
+	return nil
+}
+
+func (x *Exporter) flushBatch() error {
+	if len(x.batch) == 0 {
+		return nil
+	}
+	err := gocsv.MarshalCSVWithoutHeaders(x.batch, x.csv)
+	x.batch = x.batch[:0]
+	if err != nil {
 		return fmt.Errorf("writing the export: %w", err)
 	}
 	return nil
@@ -87,6 +111,9 @@ func (x *Exporter) Count() int64 { return x.count }
 // Flush writes out what is buffered.
 func (x *Exporter) Flush() error {
 	if x.csv != nil {
+		if err := x.flushBatch(); err != nil {
+			return err
+		}
 		x.csv.Flush()
 		if err := x.csv.Error(); err != nil {
 			return fmt.Errorf("writing the export: %w", err)
