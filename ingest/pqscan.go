@@ -115,7 +115,7 @@ func (p *parquetSource) scanChunk(f *os.File, md *parquet.ColumnMetaData, c *pqC
 		return err
 	}
 	maxValues := uint64(md.GetNumValues())
-	var buf []byte
+	var buf, scratch []byte
 	for seen := int64(0); seen < md.GetNumValues() && t.n < size; {
 		h := parquet.NewPageHeader()
 		if err := h.Read(context.Background(), proto); err != nil {
@@ -138,7 +138,7 @@ func (p *parquetSource) scanChunk(f *os.File, md *parquet.ColumnMetaData, c *pqC
 			if d == nil || d.GetNumValues() < 0 || int64(d.GetNumValues()) > usize/4 { // values take 4 bytes or more
 				return errors.New("bad dictionary page header")
 			}
-			data, err := uncompress(md.GetCodec(), raw, usize)
+			data, err := uncompress(md.GetCodec(), raw, usize, &scratch)
 			if err != nil || data == nil {
 				return err
 			}
@@ -153,7 +153,7 @@ func (p *parquetSource) scanChunk(f *os.File, md *parquet.ColumnMetaData, c *pqC
 				return errors.New("bad data page header")
 			}
 			seen += int64(d.GetNumValues())
-			data, err := uncompress(md.GetCodec(), raw, usize)
+			data, err := uncompress(md.GetCodec(), raw, usize, &scratch)
 			if err != nil || data == nil {
 				return err
 			}
@@ -183,9 +183,12 @@ var zstdDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
 // uncompress decompresses a page whose declared size is usize, with no more
 // memory than that. It returns nil data, and no error, for the codecs it
 // does not check (parquet-go decompresses those unchecked).
-func uncompress(codec parquet.CompressionCodec, raw []byte, usize int64) ([]byte, error) {
+func uncompress(codec parquet.CompressionCodec, raw []byte, usize int64, scratch *[]byte) ([]byte, error) {
 	var data []byte
 	var err error
+	if int64(cap(*scratch)) < usize {
+		*scratch = make([]byte, usize)
+	}
 	switch codec {
 	case parquet.CompressionCodec_UNCOMPRESSED:
 		data = raw
@@ -194,7 +197,7 @@ func uncompress(codec parquet.CompressionCodec, raw []byte, usize int64) ([]byte
 		if lerr != nil || int64(n) != usize {
 			return nil, fmt.Errorf("corrupt snappy page (%d bytes declared, %d in the page header)", n, usize)
 		}
-		data, err = snappy.Decode(nil, raw)
+		data, err = snappy.Decode((*scratch)[:usize], raw)
 	case parquet.CompressionCodec_GZIP:
 		var zr *gzip.Reader
 		if zr, err = gzip.NewReader(bytes.NewReader(raw)); err == nil {
@@ -203,7 +206,7 @@ func uncompress(codec parquet.CompressionCodec, raw []byte, usize int64) ([]byte
 	case parquet.CompressionCodec_ZSTD:
 		var zr *zstd.Decoder
 		if zr, err = zstdDecoder(); err == nil {
-			data, err = zr.DecodeAll(raw, make([]byte, 0, usize))
+			data, err = zr.DecodeAll(raw, (*scratch)[:0])
 		}
 	default:
 		return nil, nil
