@@ -28,35 +28,49 @@ var _ planner.Ledger = reader{}
 // Reader returns the planner's view of the ledger (for a dry run).
 func (d *DB) Reader() planner.Ledger { return reader{d.db} }
 
-// Settled loads the settled fingerprints: the buckets, then the journal.
+// Settled loads the settled fingerprints: the buckets, in bucket order
+// (so their concatenation is sorted), then the journal.
 func (r reader) Settled(ctx context.Context) (*planner.FPSet, error) {
-	set := planner.NewFPSet()
-	rows, err := r.q.QueryContext(ctx, `SELECT bucket, fps FROM fp_buckets`)
+	var buckets int
+	if err := r.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM fp_buckets`).Scan(&buckets); err != nil {
+		return nil, err
+	}
+	rows, err := r.q.QueryContext(ctx, `SELECT fps FROM fp_buckets ORDER BY bucket`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
+	var fps []uint64
 	for rows.Next() {
-		var b int
 		var blob []byte
-		if err := rows.Scan(&b, &blob); err != nil {
+		if err := rows.Scan(&blob); err != nil {
 			return nil, err
 		}
-		fps := make([]uint64, len(blob)/8)
-		for i := range fps {
-			fps[i] = binary.LittleEndian.Uint64(blob[i*8:])
+		if fps == nil {
+			// Buckets hold about as many fingerprints each: size the set
+			// once rather than copying 80 MB as it grows.
+			fps = make([]uint64, 0, buckets*(len(blob)/8+1)*9/8)
 		}
-		set.SetBucket(b, fps)
+		fps = appendBlob(fps, blob)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
+	set := planner.NewFPSetSorted(fps)
 	add, remove, err := r.delta(ctx)
 	if err != nil {
 		return nil, err
 	}
 	set.Apply(add, remove)
 	return set, nil
+}
+
+// appendBlob appends the little-endian uint64s of a bucket's blob.
+func appendBlob(fps []uint64, blob []byte) []uint64 {
+	for i := 0; i+8 <= len(blob); i += 8 {
+		fps = append(fps, binary.LittleEndian.Uint64(blob[i:]))
+	}
+	return fps
 }
 
 func (r reader) delta(ctx context.Context) (add, remove []uint64, err error) {
@@ -93,19 +107,21 @@ func (d *DB) Compact(ctx context.Context) error {
 		for _, fp := range append(slices.Clone(add), remove...) {
 			touched[planner.Bucket(fp)] = true
 		}
-		set := planner.NewFPSet()
+		buckets := make([]int, 0, len(touched))
 		for b := range touched {
+			buckets = append(buckets, b)
+		}
+		slices.Sort(buckets)
+		var fps []uint64
+		for _, b := range buckets {
 			var blob []byte
 			err := tx.QueryRowContext(ctx, `SELECT fps FROM fp_buckets WHERE bucket = ?`, b).Scan(&blob)
 			if err != nil && err != sql.ErrNoRows {
 				return err
 			}
-			fps := make([]uint64, len(blob)/8)
-			for i := range fps {
-				fps[i] = binary.LittleEndian.Uint64(blob[i*8:])
-			}
-			set.SetBucket(b, fps)
+			fps = appendBlob(fps, blob)
 		}
+		set := planner.NewFPSetSorted(fps)
 		for _, b := range set.Apply(add, remove) {
 			fps := set.BucketOf(b)
 			if len(fps) == 0 {

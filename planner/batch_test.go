@@ -268,7 +268,9 @@ func TestSecondPass(t *testing.T) {
 			opts.Limits = map[string]int{"sfmc": 4, "batch-ios": 1, "bloomreach": 3}
 			opts.Snapshot = snapshot
 			want, wantRec := mustPlan(t, src, led, opts)
-			if want.Passes != 1 || src.reads != 1 {
+			// Everything fits: one read, or two only to name a subject whose
+			// conflicting rows were all settled (none held in memory).
+			if want.Passes != src.reads || src.reads > 2 {
 				t.Fatalf("one-pass plan read the input %d times (Passes %d)", src.reads, want.Passes)
 			}
 			if len(wantRec.Entries) < 50 || len(wantRec.Rejects) == 0 || want.Superseded == 0 || want.Changes() == 0 {

@@ -1,9 +1,11 @@
 package planner
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"time"
 
@@ -105,8 +107,9 @@ func (s *Stats) Changes() int {
 // duplicates without holding the rows.
 type ref struct {
 	fp   uint64
-	ts   int64 // effective updated_at, unix nanoseconds
-	line int64
+	kh   uint64 // KeyHash of the row's subject
+	ts   int64  // effective updated_at, unix nanoseconds
+	line uint32
 	file int32
 }
 
@@ -123,13 +126,22 @@ type planner struct {
 	stats Stats
 
 	files []string
-	refs  []ref
-	seen  map[uint64]uint32   // key hash -> ordinal of its first row
-	dups  map[uint64][]uint32 // key hash -> ordinals of every row, for keys seen twice
+	refs  refList
+	// keys holds every row's key hash with its ordinal, sorted, once the
+	// first pass is over: duplicates sit side by side, and a snapshot asks
+	// it whether the input names a subject. (A map of ten million keys
+	// cost seconds of cache misses and twice the memory.)
+	keys []keyOrd
+	kidx []uint32            // keys[kidx[b]:kidx[b+1]] have key hash bucket b
+	dups map[uint64][]uint32 // key hash -> ordinals of every row, for keys seen twice
 	// dupKeys names the keys seen twice, so the rejects of conflicting
 	// rows name their subject even when the rows are not held in memory.
 	dupKeys map[uint64]privsync.Key
-	skip    map[uint32]bool // ordinals that lose to a later row or conflict
+	// needName holds one ordinal of each conflicting group whose key no
+	// held row gives: the second pass names it.
+	needName   map[uint32]uint64
+	dupRejects []dupReject
+	skip       map[uint32]bool // ordinals that lose to a later row or conflict
 	// settledRows counts the rows whose request the ledger has settled:
 	// unchanged, unless a later or conflicting row of their subject drops them.
 	settledRows int
@@ -149,7 +161,7 @@ func Plan(ctx context.Context, src Source, led Ledger, sink Sink, opts Options) 
 		opts.LookupChunk = 50_000
 	}
 	p := &planner{opts: opts, led: led, sink: sink,
-		seen: map[uint64]uint32{}, dups: map[uint64][]uint32{}, dupKeys: map[uint64]privsync.Key{}, skip: map[uint32]bool{}}
+		dups: map[uint64][]uint32{}, dupKeys: map[uint64]privsync.Key{}, needName: map[uint32]uint64{}, skip: map[uint32]bool{}}
 	p.stats.Operations = map[string]map[privsync.Operation]int{}
 	p.batcher = newBatcher(sink, opts.Limits)
 	set, err := led.Settled(ctx)
@@ -161,11 +173,12 @@ func Plan(ctx context.Context, src Source, led Ledger, sink Sink, opts Options) 
 	if err := src.Read(ctx, &firstPass{p: p, ctx: ctx}); err != nil {
 		return nil, err
 	}
-	if err := p.resolveDuplicates(ctx); err != nil {
-		return nil, err
-	}
+	p.sortKeys()
+	p.resolveDuplicates()
 	p.stats.Unchanged += p.settledRows
-	if p.overflow {
+	// A second read: for the rows that did not fit in memory, or (rarely)
+	// to name a subject whose conflicting rows none was held.
+	if p.overflow || len(p.needName) > 0 {
 		p.stats.Passes = 2
 		held := uint32(0)
 		if n := len(p.cands); n > 0 {
@@ -175,9 +188,12 @@ func Plan(ctx context.Context, src Source, led Ledger, sink Sink, opts Options) 
 		if err := src.Read(ctx, second); err != nil {
 			return nil, fmt.Errorf("reading the input a second time: %w", err)
 		}
-		if int(second.ord) != len(p.refs) {
+		if int(second.ord) != p.refs.len() {
 			return nil, errors.New("the input changed while it was being read (it has fewer rows now); run again on a stable copy")
 		}
+	}
+	if err := p.rejectConflicts(ctx); err != nil {
+		return nil, err
 	}
 	if err := p.flushCandidates(ctx); err != nil {
 		return nil, err
@@ -203,20 +219,10 @@ func (f *firstPass) Reject(e *privsync.RowError) error {
 func (f *firstPass) Row(r *privsync.Row) error {
 	p := f.p
 	p.stats.Rows++
-	ord := uint32(len(p.refs))
+	ord := uint32(p.refs.len())
 	fp := Fingerprint(r)
 	fi := p.fileIndex(r.File)
-	p.refs = append(p.refs, ref{fp: fp, ts: effectiveTime(r, p.opts.Rules).UnixNano(), line: r.Line, file: fi})
-	kh := KeyHash(r.Key)
-	if first, ok := p.seen[kh]; ok {
-		if len(p.dups[kh]) == 0 {
-			p.dups[kh] = append(p.dups[kh], first)
-			p.dupKeys[kh] = privsync.Key{Vendor: clone(r.Vendor), IDType: clone(r.IDType), SubjectID: clone(r.SubjectID)}
-		}
-		p.dups[kh] = append(p.dups[kh], ord)
-	} else {
-		p.seen[kh] = ord
-	}
+	p.refs.add(ref{fp: fp, kh: KeyHash(r.Key), ts: effectiveTime(r, p.opts.Rules).UnixNano(), line: uint32(min(r.Line, math.MaxUint32)), file: fi})
 	if p.set.Has(fp) {
 		p.settledRows++
 		return nil
@@ -258,10 +264,77 @@ func (p *planner) reject(ctx context.Context, e *privsync.RowError) error {
 	return p.sink.Reject(ctx, e, fp)
 }
 
+// keyOrd is a row's key hash and ordinal.
+type keyOrd struct {
+	kh  uint64
+	ord uint32
+}
+
+// sortKeys sorts every row's key hash: one counting pass by the top bits,
+// one scatter, then a small sort per bucket (key hashes are uniform).
+func (p *planner) sortKeys() {
+	n := p.refs.len()
+	count := make([]uint32, 1<<BucketBits+1)
+	for _, c := range p.refs.chunks {
+		for i := range c {
+			count[Bucket(c[i].kh)+1]++
+		}
+	}
+	for b := 1; b < len(count); b++ {
+		count[b] += count[b-1]
+	}
+	p.kidx = slices.Clone(count)
+	p.keys = make([]keyOrd, n)
+	ord := uint32(0)
+	for _, c := range p.refs.chunks {
+		for i := range c {
+			b := Bucket(c[i].kh)
+			p.keys[count[b]] = keyOrd{c[i].kh, ord}
+			count[b]++
+			ord++
+		}
+	}
+	for b := 0; b+1 < len(p.kidx); b++ {
+		seg := p.keys[p.kidx[b]:p.kidx[b+1]]
+		if len(seg) > 1 {
+			slices.SortFunc(seg, func(a, b keyOrd) int {
+				if a.kh != b.kh {
+					return cmp.Compare(a.kh, b.kh)
+				}
+				return cmp.Compare(a.ord, b.ord)
+			})
+		}
+	}
+	for i := 1; i < len(p.keys); i++ {
+		if p.keys[i].kh == p.keys[i-1].kh {
+			kh := p.keys[i].kh
+			if len(p.dups[kh]) == 0 {
+				p.dups[kh] = append(p.dups[kh], p.keys[i-1].ord)
+			}
+			p.dups[kh] = append(p.dups[kh], p.keys[i].ord)
+		}
+	}
+}
+
+// inInput reports whether some row of the input names the subject.
+func (p *planner) inInput(kh uint64) bool {
+	b := Bucket(kh)
+	seg := p.keys[p.kidx[b]:p.kidx[b+1]]
+	i, _ := slices.BinarySearchFunc(seg, kh, func(k keyOrd, kh uint64) int { return cmp.Compare(k.kh, kh) })
+	return i < len(seg) && seg[i].kh == kh
+}
+
+// dupReject is a row rejected for conflicting with another row of its
+// subject; its vendor and subject id are filled in before it is reported.
+type dupReject struct {
+	kh  uint64
+	err privsync.RowError
+}
+
 // resolveDuplicates settles every subject named by more than one row: the
 // row with the latest updated_at wins; rows tied at the latest time that
 // ask for different things cannot be ordered and are rejected.
-func (p *planner) resolveDuplicates(ctx context.Context) error {
+func (p *planner) resolveDuplicates() {
 	keys := make([]uint64, 0, len(p.dups))
 	for kh := range p.dups {
 		keys = append(keys, kh)
@@ -271,11 +344,11 @@ func (p *planner) resolveDuplicates(ctx context.Context) error {
 		ords := p.dups[kh]
 		var latest int64
 		for _, o := range ords {
-			latest = max(latest, p.refs[o].ts)
+			latest = max(latest, p.refs.at(o).ts)
 		}
 		var top []uint32
 		for _, o := range ords {
-			if p.refs[o].ts == latest {
+			if p.refs.at(o).ts == latest {
 				top = append(top, o)
 			} else {
 				p.drop(o)
@@ -285,7 +358,7 @@ func (p *planner) resolveDuplicates(ctx context.Context) error {
 		winner := top[len(top)-1]
 		conflicting := false
 		for _, o := range top {
-			if p.refs[o].fp != p.refs[winner].fp {
+			if p.refs.at(o).fp != p.refs.at(winner).fp {
 				conflicting = true
 			}
 		}
@@ -298,27 +371,45 @@ func (p *planner) resolveDuplicates(ctx context.Context) error {
 		}
 		lines := make([]string, len(top))
 		for i, o := range top {
-			lines[i] = fmt.Sprintf("%s row %d", p.files[p.refs[o].file], p.refs[o].line)
+			lines[i] = fmt.Sprintf("%s row %d", p.files[p.refs.at(o).file], p.refs.at(o).line)
+		}
+		named := false
+		for _, o := range ords {
+			if c := p.candidateByOrd(o); c != nil {
+				p.dupKeys[kh] = privsync.Key{Vendor: c.row.Vendor, IDType: c.row.IDType, SubjectID: c.row.SubjectID}
+				named = true
+				break
+			}
+		}
+		if !named {
+			p.needName[ords[0]] = kh
 		}
 		for _, o := range top {
 			p.drop(o)
-			r := p.refs[o]
-			e := &privsync.RowError{File: p.files[r.file], Line: r.line, Column: "updated_at",
-				Reason:    fmt.Sprintf("conflicting rows for the same subject (%s) and no later updated_at to choose between them", joinLines(lines)),
-				Vendor:    p.dupKeys[kh].Vendor,
-				SubjectID: p.dupKeys[kh].SubjectID}
-			if err := p.reject(ctx, e); err != nil {
-				return err
-			}
+			r := p.refs.at(o)
+			p.dupRejects = append(p.dupRejects, dupReject{kh: kh, err: privsync.RowError{File: p.files[r.file], Line: int64(r.line), Column: "updated_at",
+				Reason: fmt.Sprintf("conflicting rows for the same subject (%s) and no later updated_at to choose between them", joinLines(lines))}})
 		}
 	}
+}
+
+// rejectConflicts reports the rows resolveDuplicates rejected, named.
+func (p *planner) rejectConflicts(ctx context.Context) error {
+	for i := range p.dupRejects {
+		d := &p.dupRejects[i]
+		d.err.Vendor, d.err.SubjectID = p.dupKeys[d.kh].Vendor, p.dupKeys[d.kh].SubjectID
+		if err := p.reject(ctx, &d.err); err != nil {
+			return err
+		}
+	}
+	p.dupRejects = nil
 	return nil
 }
 
 // drop sets aside a row that loses to another row of its subject.
 func (p *planner) drop(o uint32) {
 	p.skip[o] = true
-	if p.set.Has(p.refs[o].fp) {
+	if p.set.Has(p.refs.at(o).fp) {
 		p.settledRows--
 	}
 }
@@ -350,13 +441,16 @@ func (s *secondPass) Row(r *privsync.Row) error {
 	p := s.p
 	ord := s.ord
 	s.ord++
-	if int(ord) >= len(p.refs) || p.refs[ord].fp != Fingerprint(r) {
+	if int(ord) >= p.refs.len() || p.refs.at(ord).fp != Fingerprint(r) {
 		return errors.New("the input changed while it was being read; run again on a stable copy")
+	}
+	if kh, ok := p.needName[ord]; ok {
+		p.dupKeys[kh] = privsync.Key{Vendor: clone(r.Vendor), IDType: clone(r.IDType), SubjectID: clone(r.SubjectID)}
 	}
 	if ord < s.held {
 		return nil // already held from the first pass
 	}
-	if p.skip[ord] || p.set.Has(p.refs[ord].fp) {
+	if p.skip[ord] || p.set.Has(p.refs.at(ord).fp) {
 		return nil
 	}
 	c := candidate{row: *r, ord: ord}
@@ -401,11 +495,11 @@ func (p *planner) decideChunk(ctx context.Context, chunk []candidate) error {
 	}
 	for i := range live {
 		c := &live[i]
-		fp := p.refs[c.ord].fp
+		fp := p.refs.at(c.ord).fp
 		kind := p.opts.Vendors[c.row.Vendor]
 		d := Decide(kind, &c.row, states[i], fp, p.opts.Rules)
 		e := &Entry{Key: c.row.Key, File: c.row.File, Line: c.row.Line, FP: fp,
-			UpdatedAt: time.Unix(0, p.refs[c.ord].ts).UTC(), AccessRequest: c.row.AccessRequest,
+			UpdatedAt: time.Unix(0, p.refs.at(c.ord).ts).UTC(), AccessRequest: c.row.AccessRequest,
 			Prior: states[i], Decision: d}
 		if err := p.emit(ctx, e); err != nil {
 			return err
@@ -472,7 +566,7 @@ func (p *planner) snapshot(ctx context.Context) error {
 	}
 	slices.Sort(vendors)
 	return p.led.Restricted(ctx, vendors, func(k privsync.Key, st State) error {
-		if _, ok := p.seen[KeyHash(k)]; ok {
+		if p.inInput(KeyHash(k)) {
 			return nil
 		}
 		d := DecideAbsent(st)
@@ -516,3 +610,37 @@ func (Discard) Reject(context.Context, *privsync.RowError, uint64) error { retur
 
 // Operation is privsync.Operation, for callers that print plans.
 type Operation = privsync.Operation
+
+// refChunk is how many refs one chunk of a refList holds.
+const refChunk = 1 << 16
+
+// refList holds one ref per input row in fixed-size chunks, so it grows
+// without copying: a slice of 10M refs grown by append copied ~1 GB in
+// long non-preemptible memmoves that stalled the GC, and peaked at twice
+// its size.
+type refList struct {
+	chunks [][]ref
+	n      int
+}
+
+func (l *refList) len() int { return l.n }
+
+func (l *refList) add(r ref) {
+	if l.n%refChunk == 0 {
+		l.chunks = append(l.chunks, make([]ref, 0, refChunk))
+	}
+	c := &l.chunks[len(l.chunks)-1]
+	*c = append(*c, r)
+	l.n++
+}
+
+func (l *refList) at(i uint32) *ref { return &l.chunks[i/refChunk][i%refChunk] }
+
+// candidateByOrd returns the held row of ordinal o, or nil.
+func (p *planner) candidateByOrd(o uint32) *candidate {
+	i, ok := slices.BinarySearchFunc(p.cands, o, func(c candidate, o uint32) int { return cmp.Compare(c.ord, o) })
+	if !ok {
+		return nil
+	}
+	return &p.cands[i]
+}
