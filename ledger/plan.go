@@ -139,6 +139,12 @@ func (d *DB) WritePlan(ctx context.Context, runID string, plan func(planner.Ledg
 		if err := plan(reader{tx}, w); err != nil {
 			return err
 		}
+		// The plan's fingerprint changes go straight into the buckets: as
+		// journal rows, a first run of millions of rows spent minutes on
+		// random-order inserts.
+		if err := fold(ctx, tx, w.add, w.remove); err != nil {
+			return fmt.Errorf("recording settled rows: %w", err)
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE runs SET state = ? WHERE id = ?`, RunRunning, runID)
 		return err
 	})
@@ -151,8 +157,11 @@ type planWriter struct {
 	now     string
 	seq     int64
 	batches map[int]int64 // plan-local batch id -> ledger id
+	// add and remove are the settled fingerprints the plan changes, folded
+	// into the buckets when it is written.
+	add, remove []uint64
 
-	insBatch, insItem, insEvent, upSubject, delta *sql.Stmt
+	insBatch, insItem, insEvent, upSubject *sql.Stmt
 }
 
 var _ planner.Sink = (*planWriter)(nil)
@@ -178,7 +187,6 @@ func newPlanWriter(ctx context.Context, d *DB, tx *sql.Tx, runID string) (*planW
 		ON CONFLICT (vendor, id_type, subject_id) DO UPDATE SET updated_at = excluded.updated_at,
 		access_request = CASE WHEN excluded.access_request <> '' THEN excluded.access_request ELSE access_request END,
 		in_flight = excluded.in_flight, settled = excluded.settled`)
-	w.delta = prep(`INSERT OR REPLACE INTO fp_delta(fp, present) VALUES (?, ?)`)
 	if err != nil {
 		return nil, fmt.Errorf("preparing the plan's statements: %w", err)
 	}
@@ -186,7 +194,7 @@ func newPlanWriter(ctx context.Context, d *DB, tx *sql.Tx, runID string) (*planW
 }
 
 func (w *planWriter) close() {
-	for _, s := range []*sql.Stmt{w.insBatch, w.insItem, w.insEvent, w.upSubject, w.delta} {
+	for _, s := range []*sql.Stmt{w.insBatch, w.insItem, w.insEvent, w.upSubject} {
 		if s != nil {
 			s.Close()
 		}
@@ -219,8 +227,8 @@ func (w *planWriter) Reject(ctx context.Context, re *privsync.RowError, fp uint6
 	if err := w.event(ctx, &Event{Vendor: re.Vendor, SubjectID: re.SubjectID, Outcome: string(privsync.OutcomeRejected), Detail: re.Error()}); err != nil {
 		return fmt.Errorf("recording a rejected row: %w", err)
 	}
-	_, err := w.delta.ExecContext(ctx, int64(fp), 1)
-	return err
+	w.add = append(w.add, fp)
+	return nil
 }
 
 func (w *planWriter) Entry(ctx context.Context, e *planner.Entry) error {
@@ -236,18 +244,14 @@ func (w *planWriter) Entry(ctx context.Context, e *planner.Entry) error {
 		}
 	}
 	if e.Prior.Settled != 0 && e.Prior.Settled != e.FP {
-		if _, err := w.delta.ExecContext(ctx, int64(e.Prior.Settled), 0); err != nil {
-			return err
-		}
+		w.remove = append(w.remove, e.Prior.Settled)
 	}
 	var inFlight, settled int64
 	if len(e.Decision.Ops) > 0 {
 		inFlight = int64(e.FP)
 	} else {
 		settled = int64(e.FP)
-		if _, err := w.delta.ExecContext(ctx, settled, 1); err != nil {
-			return err
-		}
+		w.add = append(w.add, e.FP)
 	}
 	access := ""
 	if len(e.Decision.Ops) == 0 {

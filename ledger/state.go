@@ -97,50 +97,61 @@ func (r reader) delta(ctx context.Context) (add, remove []uint64, err error) {
 // Compact folds the fingerprint journal into the buckets, rewriting only
 // the buckets it changes.
 func (d *DB) Compact(ctx context.Context) error {
-	return d.inTx(ctx, func(tx *sql.Tx) error {
-		r := reader{tx}
-		add, remove, err := r.delta(ctx)
-		if err != nil || len(add)+len(remove) == 0 {
-			return err
-		}
-		touched := map[int]bool{}
-		for _, fp := range append(slices.Clone(add), remove...) {
+	return d.inTx(ctx, func(tx *sql.Tx) error { return fold(ctx, tx, nil, nil) })
+}
+
+// fold applies the journal (fp_delta), then add and remove, to the buckets
+// they touch, and empties the journal. The journal goes first: its changes
+// came before.
+func fold(ctx context.Context, tx *sql.Tx, add, remove []uint64) error {
+	jAdd, jRemove, err := reader{tx}.delta(ctx)
+	if err != nil {
+		return err
+	}
+	if len(jAdd)+len(jRemove)+len(add)+len(remove) == 0 {
+		return nil
+	}
+	touched := map[int]bool{}
+	for _, list := range [][]uint64{jAdd, jRemove, add, remove} {
+		for _, fp := range list {
 			touched[planner.Bucket(fp)] = true
 		}
-		buckets := make([]int, 0, len(touched))
-		for b := range touched {
-			buckets = append(buckets, b)
+	}
+	buckets := make([]int, 0, len(touched))
+	for b := range touched {
+		buckets = append(buckets, b)
+	}
+	slices.Sort(buckets)
+	var fps []uint64
+	for _, b := range buckets {
+		var blob []byte
+		err := tx.QueryRowContext(ctx, `SELECT fps FROM fp_buckets WHERE bucket = ?`, b).Scan(&blob)
+		if err != nil && err != sql.ErrNoRows {
+			return err
 		}
-		slices.Sort(buckets)
-		var fps []uint64
-		for _, b := range buckets {
-			var blob []byte
-			err := tx.QueryRowContext(ctx, `SELECT fps FROM fp_buckets WHERE bucket = ?`, b).Scan(&blob)
-			if err != nil && err != sql.ErrNoRows {
+		fps = appendBlob(fps, blob)
+	}
+	set := planner.NewFPSetSorted(fps)
+	set.Apply(jAdd, jRemove)
+	set.Apply(add, remove)
+	for _, b := range buckets {
+		fps := set.BucketOf(b)
+		if len(fps) == 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM fp_buckets WHERE bucket = ?`, b); err != nil {
 				return err
 			}
-			fps = appendBlob(fps, blob)
+			continue
 		}
-		set := planner.NewFPSetSorted(fps)
-		for _, b := range set.Apply(add, remove) {
-			fps := set.BucketOf(b)
-			if len(fps) == 0 {
-				if _, err := tx.ExecContext(ctx, `DELETE FROM fp_buckets WHERE bucket = ?`, b); err != nil {
-					return err
-				}
-				continue
-			}
-			blob := make([]byte, 8*len(fps))
-			for i, fp := range fps {
-				binary.LittleEndian.PutUint64(blob[i*8:], fp)
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO fp_buckets(bucket, fps) VALUES (?, ?)`, b, blob); err != nil {
-				return err
-			}
+		blob := make([]byte, 8*len(fps))
+		for i, fp := range fps {
+			binary.LittleEndian.PutUint64(blob[i*8:], fp)
 		}
-		_, err = tx.ExecContext(ctx, `DELETE FROM fp_delta`)
-		return err
-	})
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO fp_buckets(bucket, fps) VALUES (?, ?)`, b, blob); err != nil {
+			return err
+		}
+	}
+	_, err = tx.ExecContext(ctx, `DELETE FROM fp_delta`)
+	return err
 }
 
 const subjectCols = `vendor, id_type, subject_id, restrictions, erasure, erased_at, updated_at, access_request, in_flight, settled, retry_at`
