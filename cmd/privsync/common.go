@@ -76,7 +76,7 @@ func (c *common) plannerOptions(p planFlags, now time.Time) planner.Options {
 		limits[name] = v.BatchSize
 	}
 	window := 14 * 24 * time.Hour
-	for _, v := range c.cfg.Vendors { // one sfmc account's period; per-vendor windows would need per-vendor rules
+	for _, v := range c.cfg.Vendors { // loadConfig refuses sfmc vendors with different periods
 		if v.kind() == "sfmc" {
 			window = time.Duration(v.SuppressionDay) * 24 * time.Hour
 		}

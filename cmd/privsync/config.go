@@ -98,10 +98,20 @@ func loadConfig(path string, getenv func(string) string) (*Config, error) {
 			return nil, usageErr("config %s: [columns] %s is not a column privsync reads (it reads %s)", path, col, strings.Join(canonicalColumns, ", "))
 		}
 	}
+	days := map[int]string{}
 	for _, name := range c.VendorNames() {
-		if err := c.Vendors[name].check(name, getenv); err != nil {
+		v := c.Vendors[name]
+		if err := v.check(name, getenv); err != nil {
 			return nil, usageErr("config %s: [vendors.%s] %v", path, name, err)
 		}
+		if v.kind() == privsync.KindSFMC {
+			days[v.SuppressionDay] = name
+		}
+	}
+	if len(days) > 1 {
+		// The planner applies one suppression window; refuse a config it
+		// would read differently from run to run.
+		return nil, usageErr("config %s: the sfmc vendors have different suppression_days; privsync supports one window for all sfmc accounts", path)
 	}
 	return &c, nil
 }

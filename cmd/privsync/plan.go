@@ -18,7 +18,7 @@ func (m *Main) plan(ctx context.Context, args []string) error {
 	var c common
 	var pf planFlags
 	var format string
-	fs := m.flagSet("plan [flags] INPUT...", "plan")
+	fs := m.flagSet("plan", "plan [flags] INPUT...")
 	c.register(fs)
 	pf.register(fs)
 	fs.StringVar(&format, "format", "text", "output `format`: text or json")

@@ -24,7 +24,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	var c common
 	var pf planFlags
 	var wait time.Duration
-	fs := m.flagSet("run [flags] INPUT...", "run")
+	fs := m.flagSet("run", "run [flags] INPUT...")
 	c.register(fs)
 	pf.register(fs)
 	fs.DurationVar(&wait, "wait", 10*time.Minute, "how long to wait for vendors to confirm; what is pending then is picked up by the next run or status --poll")

@@ -18,7 +18,7 @@ func (m *Main) status(ctx context.Context, args []string) error {
 	var format string
 	var wait time.Duration
 	var limit int
-	fs := m.flagSet("status [flags]", "status")
+	fs := m.flagSet("status", "status [flags]")
 	c.register(fs)
 	fs.BoolVar(&poll, "poll", false, "ask the vendors about submitted batches now (records outcomes in a report of its own)")
 	fs.DurationVar(&wait, "wait", time.Minute, "with --poll: how long to keep asking")
