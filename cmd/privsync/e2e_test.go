@@ -594,3 +594,72 @@ func reportSet(rows [][]string) map[string]int {
 	}
 	return set
 }
+
+func TestE2EDemoAgainstTheInProcessSimulator(t *testing.T) {
+	bin, _ := binaries(t)
+	dir := t.TempDir()
+	cmd := exec.Command(bin, "run", "--config", "../../testdata/demo.toml", "--ledger", filepath.Join(dir, "demo.db"),
+		"--report-dir", filepath.Join(dir, "reports"), "--wait", "4s", "--quiet", "../../testdata/sample.csv")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 3 {
+		t.Fatalf("demo run: %v, want exit 3 (the sample has bad rows and failing subjects)\n%s", err, stderr.String())
+	}
+	w := &workspace{dir: dir, reports: filepath.Join(dir, "reports")}
+	seen := map[string]bool{}
+	for _, rows := range w.reportRows(t) {
+		for _, r := range rows {
+			seen[r[colOutcome]] = true
+		}
+	}
+	for _, o := range []string{"completed", "accepted", "failed", "rejected", "unsupported", "pending"} {
+		if !seen[o] {
+			t.Errorf("the demo's report has no %s row: %v", o, seen)
+		}
+	}
+}
+
+func TestE2EInterruptStopsCleanlyAndTheNextRunFinishes(t *testing.T) {
+	s := startSim(t, "--async-delay", "2s", "--sfmc-rps", "40", "--batch-rps", "80", "--bloomreach-rps", "40")
+	w := newWorkspace(t, s, 80)
+	bin, _ := binaries(t)
+	cmd := w.command(t, bin, "run", "--wait", "60s", "--quiet", desiredCSV)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Interrupt once the vendors hold work (batches submitted, not yet
+	// confirmed: the async delay keeps them pending).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var st simStats
+		s.get(t, "/_sim/stats", &st)
+		if st.total() > 20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the run sent nothing in 30s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(stderr.String(), "interrupted") {
+		t.Fatalf("interrupted run: %v, want exit 1 saying it was interrupted\n%s", err, stderr.String())
+	}
+	if code, _, stderr := w.privsync(t, "run", "--wait", "60s", "--quiet", desiredCSV); code != 0 {
+		t.Fatalf("run after the interrupt: exit %d\n%s", code, stderr)
+	}
+	assertStateIs(t, s, desiredState(t, desiredCSV))
+	rows := 0
+	for _, r := range w.reportRows(t) {
+		rows += len(r)
+	}
+	if rows == 0 {
+		t.Fatal("no report rows after the interrupted and resumed run")
+	}
+}
