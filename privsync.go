@@ -84,8 +84,6 @@ const (
 	DoNotTrack Restrictions = 1 << iota
 	DoNotProfile
 	DoNotProcess
-
-	allRestrictions = DoNotTrack | DoNotProfile | DoNotProcess
 )
 
 var restrictionNames = [...]string{"do_not_track", "do_not_profile", "do_not_process"}

@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -19,7 +18,6 @@ type Config struct {
 	Columns   map[string]string        `toml:"columns"`
 	Vendors   map[string]*VendorConfig `toml:"vendors"`
 
-	dir string // the config file's directory: relative paths in it start there
 }
 
 // VendorConfig is one [vendors.NAME] table.
@@ -89,7 +87,6 @@ func loadConfig(path string, getenv func(string) string) (*Config, error) {
 		}
 		return nil, usageErr("config %s: unknown key %s", path, strings.Join(keys, ", "))
 	}
-	c.dir = filepath.Dir(path)
 	if len(c.Vendors) == 0 {
 		return nil, usageErr("config %s: no [vendors.NAME] table", path)
 	}
@@ -229,12 +226,4 @@ func (v *VendorConfig) check(name string, getenv func(string) string) error {
 		}
 	}
 	return nil
-}
-
-// path resolves a path from the config relative to the config's directory.
-func (c *Config) path(p string) string {
-	if p == "" || filepath.IsAbs(p) {
-		return p
-	}
-	return filepath.Join(c.dir, p)
 }

@@ -107,18 +107,6 @@ func (s *sim) get(t testing.TB, path string, into any) {
 	}
 }
 
-func (s *sim) post(t testing.TB, path, body string) {
-	t.Helper()
-	resp, err := http.Post(s.url+path, "application/json", strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		t.Fatalf("POST %s: HTTP %d", path, resp.StatusCode)
-	}
-}
-
 type simStats map[string]struct {
 	Requests int            `json:"requests"`
 	ByStatus map[string]int `json:"by_status"`
