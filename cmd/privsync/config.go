@@ -17,7 +17,6 @@ type Config struct {
 	ReportDir string                   `toml:"report_dir"`
 	Columns   map[string]string        `toml:"columns"`
 	Vendors   map[string]*VendorConfig `toml:"vendors"`
-
 }
 
 // VendorConfig is one [vendors.NAME] table.
