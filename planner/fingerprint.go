@@ -10,13 +10,17 @@ import (
 // KeyHash identifies a subject (vendor, id type, subject id) in 64 bits.
 func KeyHash(k privsync.Key) uint64 {
 	var d xxhash.Digest
+	writeKey(&d, k)
+	return d.Sum64()
+}
+
+func writeKey(d *xxhash.Digest, k privsync.Key) {
 	d.Reset()
 	d.WriteString(k.Vendor)
 	d.Write([]byte{0})
 	d.WriteString(k.IDType)
 	d.Write([]byte{0})
 	d.WriteString(k.SubjectID)
-	return d.Sum64()
 }
 
 // Fingerprint identifies what a row asks of its vendor for its subject:
@@ -25,12 +29,7 @@ func KeyHash(k privsync.Key) uint64 {
 // It is never 0, which stands for "none".
 func Fingerprint(r *privsync.Row) uint64 {
 	var d xxhash.Digest
-	d.Reset()
-	d.WriteString(r.Vendor)
-	d.Write([]byte{0})
-	d.WriteString(r.IDType)
-	d.Write([]byte{0})
-	d.WriteString(r.SubjectID)
+	writeKey(&d, r.Key)
 	d.Write([]byte{1, byte(r.Restrictions), byte(r.Erasure)})
 	d.WriteString(r.AccessRequest)
 	return nonZero(d.Sum64())

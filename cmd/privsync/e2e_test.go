@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/privsync/privsync/ledger/report"
 	_ "modernc.org/sqlite"
 )
 
@@ -518,17 +519,15 @@ func (w *workspace) reportRows(t testing.TB) map[string][][]string {
 	return out
 }
 
-// Report columns, as DESIGN.md gives them.
-const (
-	colVendor = 3 + iota
-	colSubject
-	colIDType
-	colOperation
-	colRestrictions
-	colOutcome
-	colVendorRef
-	colAttempts
-	colDetail
+// Report columns, by name.
+var (
+	colVendor       = slices.Index(report.Columns, "vendor")
+	colSubject      = slices.Index(report.Columns, "subject_id")
+	colIDType       = slices.Index(report.Columns, "id_type")
+	colOperation    = slices.Index(report.Columns, "operation")
+	colRestrictions = slices.Index(report.Columns, "restrictions")
+	colOutcome      = slices.Index(report.Columns, "outcome")
+	colDetail       = slices.Index(report.Columns, "detail")
 )
 
 func TestE2ESampleReportHasEveryOutcome(t *testing.T) {
