@@ -35,6 +35,16 @@ func Fingerprint(r *privsync.Row) uint64 {
 	return nonZero(d.Sum64())
 }
 
+// Hashes returns KeyHash(r.Key) and Fingerprint(r), hashing the key once.
+func Hashes(r *privsync.Row) (kh, fp uint64) {
+	var d xxhash.Digest
+	writeKey(&d, r.Key)
+	kh = d.Sum64()
+	d.Write([]byte{1, byte(r.Restrictions), byte(r.Erasure)})
+	d.WriteString(r.AccessRequest)
+	return kh, nonZero(d.Sum64())
+}
+
 // RejectFingerprint identifies a rejected row by what is wrong with it and
 // whom it names, so the same bad row is reported once, not every night.
 func RejectFingerprint(e *privsync.RowError) uint64 {
@@ -66,8 +76,9 @@ func Bucket(fp uint64) int { return int(fp >> (64 - BucketBits)) }
 // loading 10M fingerprints is one pass over 80 MB and a lookup is one read
 // of the small index and a binary search within ~150 neighbours.
 type FPSet struct {
-	fps []uint64
-	idx []uint32 // fps[idx[b]:idx[b+1]] are bucket b's; nil while empty
+	fps  []uint64
+	idx  []uint32 // fps[idx[b]:idx[b+1]] are bucket b's; nil while empty
+	sink uint64   // keeps HasAll's touching loads from being optimised away
 }
 
 // NewFPSet returns an empty set.
@@ -129,6 +140,42 @@ func (s *FPSet) Has(fp uint64) bool {
 		i++
 	}
 	return i < len(seg) && seg[i] == fp
+}
+
+// HasAll reports, for each fingerprint, whether it is in the set. It first
+// touches every probe's slot in one loop of independent loads, so their
+// cache misses overlap, then searches: several times faster than Has in
+// a loop for a set much larger than the cache.
+func (s *FPSet) HasAll(fps []uint64) []bool {
+	out := make([]bool, len(fps))
+	if s == nil || s.idx == nil || len(s.fps) == 0 {
+		return out
+	}
+	guesses := make([]int, len(fps))
+	var sink uint64
+	for i, fp := range fps {
+		b := Bucket(fp)
+		lo, hi := int(s.idx[b]), int(s.idx[b+1])
+		g := lo + int((uint64(hi-lo)*((fp<<BucketBits)>>32))>>32)
+		guesses[i] = g
+		if g < len(s.fps) {
+			sink += s.fps[g]
+		}
+	}
+	s.sink = sink
+	for i, fp := range fps {
+		b := Bucket(fp)
+		lo, hi := int(s.idx[b]), int(s.idx[b+1])
+		j := guesses[i]
+		for j > lo && (j >= hi || s.fps[j] > fp) {
+			j--
+		}
+		for j < hi && s.fps[j] < fp {
+			j++
+		}
+		out[i] = j < hi && s.fps[j] == fp
+	}
+	return out
 }
 
 // Apply adds and removes fingerprints and returns the buckets it changed,

@@ -71,5 +71,14 @@ func TestFPSetMatchesAMap(t *testing.T) {
 				t.Fatalf("round %d: removed %x still there", round, fp)
 			}
 		}
+		probes := append(append([]uint64{0, ^uint64(0)}, remove...), add...)
+		for range 50 {
+			probes = append(probes, gen())
+		}
+		for i, ok := range set.HasAll(probes) {
+			if ok != model[probes[i]] || ok != set.Has(probes[i]) {
+				t.Fatalf("round %d: HasAll(%x) = %v, the model says %v", round, probes[i], ok, model[probes[i]])
+			}
+		}
 	}
 }

@@ -170,9 +170,11 @@ func Plan(ctx context.Context, src Source, led Ledger, sink Sink, opts Options) 
 	}
 	p.set = set
 	p.stats.Passes = 1
-	if err := src.Read(ctx, &firstPass{p: p, ctx: ctx}); err != nil {
+	first := &firstPass{p: p, ctx: ctx, win: make([]pendingRow, 0, probeWindow)}
+	if err := src.Read(ctx, first); err != nil {
 		return nil, err
 	}
+	first.flush()
 	p.sortKeys()
 	p.resolveDuplicates()
 	p.stats.Unchanged += p.settledRows
@@ -209,7 +211,21 @@ func Plan(ctx context.Context, src Source, led Ledger, sink Sink, opts Options) 
 type firstPass struct {
 	p   *planner
 	ctx context.Context
+	// win holds the last rows read, probed against the settled set
+	// together: the probes' cache misses then overlap instead of queuing
+	// one per row. Holding a row copy is safe: ingest's strings are
+	// immutable Go strings, never views of a reused buffer.
+	win []pendingRow
 }
+
+type pendingRow struct {
+	row privsync.Row
+	ord uint32
+	fp  uint64
+}
+
+// probeWindow is how many rows are probed together.
+const probeWindow = 256
 
 func (f *firstPass) Reject(e *privsync.RowError) error {
 	f.p.stats.Rows++
@@ -220,25 +236,44 @@ func (f *firstPass) Row(r *privsync.Row) error {
 	p := f.p
 	p.stats.Rows++
 	ord := uint32(p.refs.len())
-	fp := Fingerprint(r)
+	kh, fp := Hashes(r)
 	fi := p.fileIndex(r.File)
-	p.refs.add(ref{fp: fp, kh: KeyHash(r.Key), ts: effectiveTime(r, p.opts.Rules).UnixNano(), line: uint32(min(r.Line, math.MaxUint32)), file: fi})
-	if p.set.Has(fp) {
-		p.settledRows++
-		return nil
+	p.refs.add(ref{fp: fp, kh: kh, ts: effectiveTime(r, p.opts.Rules).UnixNano(), line: uint32(min(r.Line, math.MaxUint32)), file: fi})
+	f.win = append(f.win, pendingRow{row: *r, ord: ord, fp: fp})
+	f.win[len(f.win)-1].row.File = p.files[fi]
+	if len(f.win) == probeWindow {
+		f.flush()
 	}
-	if len(p.cands) >= p.opts.MaxCandidates {
-		p.overflow = true
-		return nil
-	}
-	c := candidate{row: *r, ord: ord}
-	c.row.File = p.files[fi]
-	c.row.SubjectID = clone(r.SubjectID)
-	c.row.AccessRequest = clone(r.AccessRequest)
-	c.row.Vendor = clone(r.Vendor)
-	c.row.IDType = clone(r.IDType)
-	p.cands = append(p.cands, c)
 	return nil
+}
+
+// flush probes the window's rows and holds the ones not settled.
+func (f *firstPass) flush() {
+	p := f.p
+	fps := make([]uint64, len(f.win))
+	for i := range f.win {
+		fps[i] = f.win[i].fp
+	}
+	settled := p.set.HasAll(fps)
+	for i := range f.win {
+		w := &f.win[i]
+		if settled[i] {
+			p.settledRows++
+			continue
+		}
+		if len(p.cands) >= p.opts.MaxCandidates {
+			p.overflow = true
+			continue
+		}
+		c := candidate{row: w.row, ord: w.ord}
+		c.row.SubjectID = clone(w.row.SubjectID)
+		c.row.AccessRequest = clone(w.row.AccessRequest)
+		c.row.Vendor = clone(w.row.Vendor)
+		c.row.IDType = clone(w.row.IDType)
+		p.cands = append(p.cands, c)
+	}
+	clear(f.win)
+	f.win = f.win[:0]
 }
 
 // clone copies a string that may share memory with a reused buffer.
