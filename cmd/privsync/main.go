@@ -15,10 +15,17 @@ import (
 	"context"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
 func main() {
+	// The planner's heap is large and long-lived (a few dozen bytes per
+	// input row) with little garbage: collecting at +50% rather than +100%
+	// keeps a 10M-row night under 900 MiB for no measurable time.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := NewMain()
