@@ -73,8 +73,16 @@ type sim struct{ url string }
 
 func startSim(t testing.TB, args ...string) *sim {
 	t.Helper()
+	return startSimEnv(t, nil, args...)
+}
+
+// startSimEnv starts vendorsim with extra environment (the credentials it
+// insists on come only from there).
+func startSimEnv(t testing.TB, env []string, args ...string) *sim {
+	t.Helper()
 	_, vs := binaries(t)
 	cmd := exec.Command(vs, append([]string{"--addr", "127.0.0.1:0", "--log-level", "info"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -649,4 +657,36 @@ func TestE2EInterruptStopsCleanlyAndTheNextRunFinishes(t *testing.T) {
 	if rows == 0 {
 		t.Fatal("no report rows after the interrupted and resumed run")
 	}
+}
+
+func TestE2EARefusedCredentialStopsOnlyThatVendor(t *testing.T) {
+	s := startSimEnv(t, []string{"VENDORSIM_SFMC_API_KEY=the-right-token"},
+		"--async-delay", "100ms", "--sfmc-rps", "40", "--batch-rps", "80", "--bloomreach-rps", "40")
+	w := newWorkspace(t, s, 80) // its sfmc token is "sfmc-token": refused
+	code, _, stderr := w.privsync(t, "run", "--wait", "60s", "--quiet", desiredCSV)
+	if code != 1 || !strings.Contains(stderr, "sfmc") || strings.Contains(stderr, "the-right-token") {
+		t.Fatalf("run with a refused sfmc token: exit %d, want 1 naming sfmc\n%s", code, stderr)
+	}
+	var st struct {
+		SFMC  map[string]map[string]any `json:"sfmc"`
+		Batch map[string]map[string]any `json:"batch"`
+	}
+	s.get(t, "/_sim/state", &st)
+	if len(st.SFMC["12345678"]) != 0 {
+		t.Fatalf("sfmc holds %d profiles although every request was refused", len(st.SFMC["12345678"]))
+	}
+	if len(st.Batch["IOSKEY"]) == 0 {
+		t.Fatal("the other vendors did not go on")
+	}
+	cmd := w.command(t, binOf(t), "run", "--wait", "60s", "--quiet", desiredCSV)
+	cmd.Env = append(cmd.Env, "E2E_SFMC_KEY=the-right-token")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("run with the right token: %v\n%s", err, out)
+	}
+	assertStateIs(t, s, desiredState(t, desiredCSV))
+}
+
+func binOf(t testing.TB) string {
+	bin, _ := binaries(t)
+	return bin
 }
