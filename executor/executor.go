@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"sync"
 	"time"
 
@@ -176,6 +177,8 @@ func (r *runner) stop(why string) {
 	if r.stopped == "" {
 		r.stopped = why
 		r.log.Error("vendor stopped for this run; its batches stay planned for the next run", "reason", why)
+		// why carries the vendor's answer to a credential problem (HTTP
+		// status and message), not a subject: it says what to fix.
 	}
 }
 
@@ -263,7 +266,7 @@ func (r *runner) send(ctx context.Context, b *ledger.Batch) error {
 		if action == vendorapi.Reject && len(b.Items) > 1 {
 			level = slog.LevelInfo // expected: the split finds the item at fault
 		}
-		r.log.Log(ctx, level, "request failed", "batch", b.ID, "attempt", b.Attempts, "action", action.String(), "error", err)
+		r.logErr(ctx, level, "request failed", err, "batch", b.ID, "attempt", b.Attempts, "action", action.String())
 		if action == vendorapi.RetryLater && b.Attempts > 1 {
 			if found, err := r.adopt(ctx, b, items); found || err != nil {
 				return err
@@ -331,7 +334,7 @@ func (r *runner) adopt(ctx context.Context, b *ledger.Batch, items []vendorapi.I
 		wait, ok := bo.next(err, r.opts.Now(), r.deadline)
 		if vendorapi.ActionOf(err) != vendorapi.Retry || !ok {
 			// At-least-once is still safe, only wasteful: say so.
-			r.log.Warn("could not look for an earlier request; sending again", "batch", b.ID, "error", err)
+			r.logErr(ctx, slog.LevelWarn, "could not look for an earlier request; sending again", err, "batch", b.ID)
 			return false, nil
 		}
 		if err := sleep(ctx, wait); err != nil {
@@ -347,6 +350,33 @@ func (r *runner) adopt(ctx context.Context, b *ledger.Batch, items []vendorapi.I
 	}
 	r.progressSent(len(items))
 	return true, nil
+}
+
+// logErr logs a failed request at level with its HTTP status, and the
+// vendor's message (which may name subjects: Bloomreach's 400 does) only
+// at debug level; the report keeps the message against the items.
+func (r *runner) logErr(ctx context.Context, level slog.Level, msg string, err error, args ...any) {
+	var ve *vendorapi.Error
+	if errors.As(err, &ve) && ve.StatusCode != 0 {
+		args = append(args, "status", ve.StatusCode)
+		if ve.Code != "" {
+			args = append(args, "code", ve.Code)
+		}
+	} else {
+		args = append(args, "error", "network: "+networkCause(err))
+	}
+	r.log.Log(ctx, level, msg, args...)
+	r.log.Debug(msg+": vendor's answer", "error", err)
+}
+
+// networkCause names a network failure without the request's URL (it
+// holds account ids in its path).
+func networkCause(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	return err.Error()
 }
 
 func isRateLimited(err error) bool {
@@ -394,7 +424,7 @@ func (r *runner) poll(ctx context.Context, b *ledger.Batch) error {
 				r.stop(fmt.Sprintf("%v (check the vendor's credentials)", err))
 				return nil
 			}
-			r.log.Warn("status request failed", "batch", b.ID, "error", err)
+			r.logErr(ctx, slog.LevelWarn, "status request failed", err, "batch", b.ID)
 			if wait, ok := bo.next(err, r.opts.Now(), r.deadline); ok {
 				interval = max(interval, wait)
 			}

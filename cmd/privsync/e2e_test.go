@@ -690,3 +690,17 @@ func binOf(t testing.TB) string {
 	bin, _ := binaries(t)
 	return bin
 }
+
+func TestE2ELogsNameNoSubjectBelowDebug(t *testing.T) {
+	s := startSim(t, "--async-delay", "100ms", "--sfmc-rps", "40", "--batch-rps", "80", "--bloomreach-rps", "40")
+	w := newWorkspace(t, s, 80)
+	_, _, stderr := w.privsync(t, "run", "--wait", "3s", "--log-level", "info", "../../testdata/sample.csv")
+	for _, id := range []string{"sim-fail", "prof-", "user-", "customer", "hashed-id"} {
+		if strings.Contains(stderr, id) {
+			t.Errorf("info-level output names a subject (%q):\n%s", id, stderr)
+		}
+	}
+	if !strings.Contains(stderr, "status=400") {
+		t.Errorf("the vendor's refusal is not logged at all:\n%s", stderr)
+	}
+}
