@@ -8,18 +8,16 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/mattn/go-isatty"
 )
 
 // Exit codes, documented in the package comment and the README.
 const (
-	ExitOK       = 0
-	ExitFailure  = 1
-	ExitUsage    = 2
-	ExitPartial  = 3
-	exitHelpSeen = -1
+	ExitOK      = 0
+	ExitFailure = 1
+	ExitUsage   = 2
+	ExitPartial = 3
 )
 
 // exitError carries an exit code with an error.
@@ -113,11 +111,7 @@ func (m *Main) Exit(err error) int {
 	if errors.As(err, &ee) {
 		code = ee.code
 	}
-	if code != ExitPartial || !strings.HasPrefix(err.Error(), "finished") {
-		fmt.Fprintf(m.Stderr, "privsync: %v\n", err)
-	} else {
-		fmt.Fprintf(m.Stderr, "privsync: %v\n", err)
-	}
+	fmt.Fprintf(m.Stderr, "privsync: %v\n", err)
 	return code
 }
 
