@@ -123,7 +123,7 @@ type runner struct {
 
 	mu      sync.Mutex
 	stopped string // why the vendor was stopped, "" while it runs
-	q       queue
+	q       *queue
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -134,23 +134,26 @@ func (r *runner) run(ctx context.Context) error {
 	if len(batches) == 0 {
 		return nil
 	}
-	r.q.init()
+	r.q = newQueue(r.opts.Now)
+	now := r.opts.Now()
 	for _, b := range batches {
-		if r.opts.PollOnly && b.State != ledger.BatchSubmitted {
-			continue
+		switch {
+		case b.State == ledger.BatchSubmitted:
+			r.q.push(&task{b: b, poll: true, at: now, interval: r.pollInterval()})
+		case !r.opts.PollOnly:
+			r.q.push(&task{b: b, at: now})
 		}
-		r.q.push(b)
 	}
 	workers := max(r.v.MaxInFlight*4, 8)
 	g, gctx := errgroup.WithContext(ctx)
 	for range workers {
 		g.Go(func() error {
 			for {
-				b := r.q.pop(gctx)
-				if b == nil {
+				t := r.q.pop(gctx)
+				if t == nil {
 					return gctx.Err()
 				}
-				err := r.handle(gctx, b)
+				err := r.handle(gctx, t)
 				r.q.done()
 				if err != nil {
 					return err
@@ -182,8 +185,10 @@ func (r *runner) stop(why string) {
 	}
 }
 
-// handle takes one batch as far as it can go.
-func (r *runner) handle(ctx context.Context, b *ledger.Batch) error {
+// handle does one task: sends a batch (with its retries), or asks once
+// for its status; what remains is queued for later.
+func (r *runner) handle(ctx context.Context, t *task) error {
+	b := t.b
 	if len(b.Items) == 0 {
 		_, err := r.led.Resolve(ctx, r.opts.RunID, b, nil)
 		return err
@@ -191,12 +196,33 @@ func (r *runner) handle(ctx context.Context, b *ledger.Batch) error {
 	if r.isStopped() {
 		return nil
 	}
-	if b.State != ledger.BatchSubmitted {
-		if err := r.send(ctx, b); err != nil || b.State != ledger.BatchSubmitted {
-			return err
-		}
+	if t.poll {
+		return r.poll(ctx, t)
 	}
-	return r.poll(ctx, b)
+	if err := r.send(ctx, b); err != nil || b.State != ledger.BatchSubmitted {
+		return err
+	}
+	r.schedulePoll(b, r.pollInterval())
+	return nil
+}
+
+func (r *runner) pollInterval() time.Duration {
+	if r.v.PollInterval > 0 {
+		return r.v.PollInterval
+	}
+	return 2 * time.Second
+}
+
+// schedulePoll queues a status request after wait, or at the deadline if
+// that comes first (the last request lands on it); none once it has passed:
+// what is pending then is picked up by the next run.
+func (r *runner) schedulePoll(b *ledger.Batch, wait time.Duration) {
+	now := r.opts.Now()
+	remaining := r.deadline.Sub(now)
+	if remaining <= 0 {
+		return
+	}
+	r.q.push(&task{b: b, poll: true, at: now.Add(min(wait, remaining)), interval: min(wait*2, r.opts.Retry.PollCap)})
 }
 
 // request runs one HTTP exchange under the vendor's limits.
@@ -296,7 +322,7 @@ func (r *runner) send(ctx context.Context, b *ledger.Batch) error {
 				}
 				r.log.Info("batch rejected as a whole: split in halves to find the items at fault", "batch", b.ID, "items", len(b.Items))
 				for _, h := range halves {
-					r.q.push(h)
+					r.q.push(&task{b: h, at: r.opts.Now()})
 				}
 				return nil
 			}
@@ -384,55 +410,42 @@ func isRateLimited(err error) bool {
 	return errors.As(err, &ve) && ve.StatusCode == 429
 }
 
-// poll asks for b's status with back-off until every item is final or the
-// wait runs out.
-func (r *runner) poll(ctx context.Context, b *ledger.Batch) error {
-	interval := r.v.PollInterval
-	if interval <= 0 {
-		interval = 2 * time.Second
-	}
-	bo := r.opts.Retry.backoff()
-	for len(b.Items) > 0 {
-		remaining := r.deadline.Sub(r.opts.Now())
-		if remaining <= 0 {
-			return nil // still pending: the next run asks again
+// poll asks once for a submitted batch's status, records what is final,
+// and queues the next request with back-off while items are pending.
+func (r *runner) poll(ctx context.Context, t *task) error {
+	b := t.b
+	items := toAPIItems(b)
+	var statuses []vendorapi.ItemStatus
+	err := r.request(ctx, func(ctx context.Context) error {
+		var err error
+		statuses, err = r.v.Conn.Poll(ctx, b.VendorRef, items)
+		return err
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		// The last status request lands on the deadline, not one
-		// doubled interval before it.
-		if err := sleep(ctx, min(interval, remaining)); err != nil {
-			return err
-		}
-		interval = min(interval*2, r.opts.Retry.PollCap)
-		if r.isStopped() {
+		switch vendorapi.ActionOf(err) {
+		case vendorapi.NotFound:
+			return r.resolveAll(ctx, b, privsync.OutcomeExpired, "the vendor no longer knows this request: "+err.Error())
+		case vendorapi.StopVendor:
+			r.stop(fmt.Sprintf("%v (check the vendor's credentials)", err))
 			return nil
 		}
-		items := toAPIItems(b)
-		var statuses []vendorapi.ItemStatus
-		err := r.request(ctx, func(ctx context.Context) error {
-			var err error
-			statuses, err = r.v.Conn.Poll(ctx, b.VendorRef, items)
-			return err
-		})
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			switch vendorapi.ActionOf(err) {
-			case vendorapi.NotFound:
-				return r.resolveAll(ctx, b, privsync.OutcomeExpired, "the vendor no longer knows this request: "+err.Error())
-			case vendorapi.StopVendor:
-				r.stop(fmt.Sprintf("%v (check the vendor's credentials)", err))
-				return nil
-			}
-			r.logErr(ctx, slog.LevelWarn, "status request failed", err, "batch", b.ID)
-			if wait, ok := bo.next(err, r.opts.Now(), r.deadline); ok {
-				interval = max(interval, wait)
-			}
-			continue
+		r.logErr(ctx, slog.LevelWarn, "status request failed", err, "batch", b.ID)
+		wait := t.interval
+		var ve *vendorapi.Error
+		if errors.As(err, &ve) && ve.RetryAfter > wait {
+			wait = ve.RetryAfter
 		}
-		if err := r.apply(ctx, b, statuses); err != nil {
-			return err
-		}
+		r.schedulePoll(b, wait)
+		return nil
+	}
+	if err := r.apply(ctx, b, statuses); err != nil {
+		return err
+	}
+	if len(b.Items) > 0 {
+		r.schedulePoll(b, t.interval)
 	}
 	return nil
 }
@@ -488,7 +501,7 @@ func (r *runner) resolve(ctx context.Context, b *ledger.Batch, results []ledger.
 		r.opts.Resolved(ctx)
 	}
 	for _, nb := range released {
-		r.q.push(nb)
+		r.q.push(&task{b: nb, at: r.opts.Now()})
 	}
 	return nil
 }

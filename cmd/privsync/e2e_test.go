@@ -704,3 +704,46 @@ func TestE2ELogsNameNoSubjectBelowDebug(t *testing.T) {
 		t.Errorf("the vendor's refusal is not logged at all:\n%s", stderr)
 	}
 }
+
+// A vendor that takes long to finish must not hold the workers: every
+// request is sent, and the batches wait for the vendor in the queue.
+func TestE2ESlowVendorDoesNotHoldTheWorkers(t *testing.T) {
+	s := startSim(t, "--async-delay", "10m", "--batch-rps", "200")
+	w := newWorkspace(t, s, 200)
+	var in strings.Builder
+	in.WriteString("vendor,subject_id,id_type,erasure\n")
+	const users = 200 // several times the workers a vendor gets
+	for i := range users {
+		fmt.Fprintf(&in, "batch-ios,slow-%03d,custom_id,delete\n", i)
+	}
+	input := filepath.Join(w.dir, "slow.csv")
+	if err := os.WriteFile(input, []byte(in.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := w.privsync(t, "run", "--wait", "6s", "--quiet", input)
+	if code != 0 {
+		t.Fatalf("run: exit %d, want 0 (pending by design)\n%s", code, stderr)
+	}
+	var st simStats
+	s.get(t, "/_sim/stats", &st)
+	if got := st["batch"].ByStatus["202"]; got != users {
+		t.Fatalf("%d requests accepted, want all %d", got, users)
+	}
+	// Every batch is followed up during the wait. Workers that each sat
+	// on one batch until the deadline sent most requests after it and
+	// never asked about them (224 status requests here, against ~1,200).
+	if got := st["batch"].ByStatus["200"]; got < 2*users {
+		t.Fatalf("%d status requests for %d pending batches within the wait: polling holds the workers", got, users)
+	}
+	pending := 0
+	for _, rows := range w.reportRows(t) {
+		for _, r := range rows {
+			if r[colOutcome] == "pending" {
+				pending++
+			}
+		}
+	}
+	if pending != users {
+		t.Fatalf("%d pending rows, want %d", pending, users)
+	}
+}
