@@ -316,6 +316,12 @@ func TestLookup(t *testing.T) {
 	if states, err := db.Reader().Lookup(ctx, nil); err != nil || len(states) != 0 {
 		t.Fatalf("Lookup of no keys: %v, %v", states, err)
 	}
+	// A key asked for twice gets its state in both places.
+	twice := []privsync.Key{key(3), key(1), key(3)}
+	states, err = db.Reader().Lookup(ctx, twice)
+	if err != nil || !states[0].Known || states[1].Known || states[2] != states[0] {
+		t.Fatalf("Lookup %v: %+v, %v; want the known state twice", twice, states, err)
+	}
 }
 
 // fpIn makes a fingerprint in bucket b.

@@ -177,9 +177,9 @@ const lookupBatch = 300
 // never seen get the zero State.
 func (r reader) Lookup(ctx context.Context, keys []privsync.Key) ([]planner.State, error) {
 	out := make([]planner.State, len(keys))
-	index := make(map[privsync.Key]int, len(keys))
+	index := make(map[privsync.Key][]int, len(keys))
 	for i, k := range keys {
-		index[k] = i
+		index[k] = append(index[k], i)
 	}
 	args := make([]any, 0, 3*lookupBatch)
 	for start := 0; start < len(keys); start += lookupBatch {
@@ -200,7 +200,7 @@ func (r reader) Lookup(ctx context.Context, keys []privsync.Key) ([]planner.Stat
 				rows.Close()
 				return nil, err
 			}
-			if i, ok := index[k]; ok {
+			for _, i := range index[k] {
 				out[i] = st
 			}
 		}
