@@ -235,6 +235,3 @@ const (
 	OutcomeExpired     Outcome = "expired"     // the vendor forgot the request before it was confirmed
 	OutcomePending     Outcome = "pending"     // not final when the run ended
 )
-
-// Final reports whether nothing more will happen to an item with outcome o.
-func (o Outcome) Final() bool { return o != OutcomePending }

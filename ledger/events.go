@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strconv"
 )
 
 // Event is one row of the audit log: one outcome of one (vendor, subject,
@@ -95,6 +94,3 @@ func (d *DB) eachEvent(ctx context.Context, fn func(*Event) error, q string, arg
 	}
 	return nil
 }
-
-// Attempts renders an attempt count as the report writes it.
-func (e *Event) AttemptsString() string { return strconv.Itoa(e.Attempts) }

@@ -343,25 +343,19 @@ func (d *DB) release(ctx context.Context, tx *sql.Tx, runID string, b *Batch, fa
 		if err := d.loadItems(ctx, tx, nb); err != nil {
 			return nil, err
 		}
-		var results []Result
-		for _, it := range nb.Items {
-			if failed[it.SubjectID] {
-				results = append(results, Result{ItemID: it.ID, Outcome: privsync.OutcomeFailed,
-					Detail: fmt.Sprintf("not sent: the preceding %s failed", b.Op)})
+		left := nb.Items[:0]
+		for i := range nb.Items {
+			it := &nb.Items[i]
+			if !failed[it.SubjectID] {
+				left = append(left, *it)
+				continue
+			}
+			r := Result{ItemID: it.ID, Outcome: privsync.OutcomeFailed, Detail: fmt.Sprintf("not sent: the preceding %s failed", b.Op)}
+			if err := d.resolveItem(ctx, tx, runID, nb, it, r, now); err != nil {
+				return nil, err
 			}
 		}
-		for _, r := range results {
-			for i := range nb.Items {
-				if nb.Items[i].ID == r.ItemID {
-					if err := d.resolveItem(ctx, tx, runID, nb, &nb.Items[i], r, now); err != nil {
-						return nil, err
-					}
-				}
-			}
-		}
-		if err := d.loadItems(ctx, tx, nb); err != nil {
-			return nil, err
-		}
+		nb.Items = left
 		state := BatchPlanned
 		if len(nb.Items) == 0 {
 			state = BatchDone

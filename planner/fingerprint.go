@@ -120,53 +120,31 @@ func (s *FPSet) Len() int { return len(s.fps) }
 
 // Has reports whether fp is in the set.
 func (s *FPSet) Has(fp uint64) bool {
-	if s == nil || s.idx == nil {
-		return false
-	}
-	b := Bucket(fp)
-	seg := s.fps[s.idx[b]:s.idx[b+1]]
-	if len(seg) == 0 {
-		return false
-	}
-	// Fingerprints are uniform within a bucket: interpolate, then walk.
-	// The walk is a few slots, usually in the first cache line touched,
-	// where a binary search costs one cache miss per halving.
-	frac := (fp << BucketBits) >> 32 // the next 32 bits
-	i := int((uint64(len(seg)) * frac) >> 32)
-	for i > 0 && seg[i] > fp {
-		i--
-	}
-	for i < len(seg) && seg[i] < fp {
-		i++
-	}
-	return i < len(seg) && seg[i] == fp
+	out := [1]bool{}
+	s.HasAll([]uint64{fp}, out[:])
+	return out[0]
 }
 
-// HasAll reports, for each fingerprint, whether it is in the set. It first
-// touches every probe's slot in one loop of independent loads, so their
-// cache misses overlap, then searches: several times faster than Has in
-// a loop for a set much larger than the cache.
-func (s *FPSet) HasAll(fps []uint64) []bool {
-	out := make([]bool, len(fps))
+// HasAll sets out[i] to whether fps[i] is in the set. It first touches
+// every probe's slot in one loop of independent loads, so their cache
+// misses overlap, then searches: several times faster than Has in a loop
+// for a set much larger than the cache.
+func (s *FPSet) HasAll(fps []uint64, out []bool) {
 	if s == nil || s.idx == nil || len(s.fps) == 0 {
-		return out
+		clear(out)
+		return
 	}
-	guesses := make([]int, len(fps))
 	var sink uint64
-	for i, fp := range fps {
-		b := Bucket(fp)
-		lo, hi := int(s.idx[b]), int(s.idx[b+1])
-		g := lo + int((uint64(hi-lo)*((fp<<BucketBits)>>32))>>32)
-		guesses[i] = g
-		if g < len(s.fps) {
-			sink += s.fps[g]
+	for _, fp := range fps {
+		lo, hi := s.slot(fp)
+		if lo < hi {
+			sink += s.fps[s.guess(fp, lo, hi)]
 		}
 	}
 	s.sink = sink
 	for i, fp := range fps {
-		b := Bucket(fp)
-		lo, hi := int(s.idx[b]), int(s.idx[b+1])
-		j := guesses[i]
+		lo, hi := s.slot(fp)
+		j := s.guess(fp, lo, hi)
 		for j > lo && (j >= hi || s.fps[j] > fp) {
 			j--
 		}
@@ -175,7 +153,18 @@ func (s *FPSet) HasAll(fps []uint64) []bool {
 		}
 		out[i] = j < hi && s.fps[j] == fp
 	}
-	return out
+}
+
+// slot returns where fp's bucket lies in s.fps.
+func (s *FPSet) slot(fp uint64) (lo, hi int) {
+	b := Bucket(fp)
+	return int(s.idx[b]), int(s.idx[b+1])
+}
+
+// guess interpolates fp's position within [lo, hi): fingerprints are
+// uniform within a bucket.
+func (s *FPSet) guess(fp uint64, lo, hi int) int {
+	return lo + int((uint64(hi-lo)*((fp<<BucketBits)>>32))>>32)
 }
 
 // Apply adds and removes fingerprints and returns the buckets it changed,

@@ -75,7 +75,9 @@ func TestFPSetMatchesAMap(t *testing.T) {
 		for range 50 {
 			probes = append(probes, gen())
 		}
-		for i, ok := range set.HasAll(probes) {
+		found := make([]bool, len(probes))
+		set.HasAll(probes, found)
+		for i, ok := range found {
 			if ok != model[probes[i]] || ok != set.Has(probes[i]) {
 				t.Fatalf("round %d: HasAll(%x) = %v, the model says %v", round, probes[i], ok, model[probes[i]])
 			}

@@ -215,7 +215,9 @@ type firstPass struct {
 	// together: the probes' cache misses then overlap instead of queuing
 	// one per row. Holding a row copy is safe: ingest's strings are
 	// immutable Go strings, never views of a reused buffer.
-	win []pendingRow
+	win     []pendingRow
+	fps     []uint64 // the window's fingerprints, reused
+	settled []bool   // their probe results, reused
 }
 
 type pendingRow struct {
@@ -250,11 +252,15 @@ func (f *firstPass) Row(r *privsync.Row) error {
 // flush probes the window's rows and holds the ones not settled.
 func (f *firstPass) flush() {
 	p := f.p
-	fps := make([]uint64, len(f.win))
+	f.fps = f.fps[:0]
 	for i := range f.win {
-		fps[i] = f.win[i].fp
+		f.fps = append(f.fps, f.win[i].fp)
 	}
-	settled := p.set.HasAll(fps)
+	if cap(f.settled) < len(f.fps) {
+		f.settled = make([]bool, probeWindow)
+	}
+	settled := f.settled[:len(f.fps)]
+	p.set.HasAll(f.fps, settled)
 	for i := range f.win {
 		w := &f.win[i]
 		if settled[i] {
@@ -268,15 +274,15 @@ func (f *firstPass) flush() {
 		c := candidate{row: w.row, ord: w.ord}
 		c.row.SubjectID = clone(w.row.SubjectID)
 		c.row.AccessRequest = clone(w.row.AccessRequest)
-		c.row.Vendor = clone(w.row.Vendor)
-		c.row.IDType = clone(w.row.IDType)
 		p.cands = append(p.cands, c)
 	}
 	clear(f.win)
 	f.win = f.win[:0]
 }
 
-// clone copies a string that may share memory with a reused buffer.
+// clone copies a string that shares the memory of its CSV record, so a
+// held candidate does not keep the whole line alive. (Vendor and IDType
+// are interned by ingest and kept as they are.)
 func clone(s string) string { return string([]byte(s)) }
 
 func (p *planner) fileIndex(name string) int32 {
@@ -480,7 +486,7 @@ func (s *secondPass) Row(r *privsync.Row) error {
 		return errors.New("the input changed while it was being read; run again on a stable copy")
 	}
 	if kh, ok := p.needName[ord]; ok {
-		p.dupKeys[kh] = privsync.Key{Vendor: clone(r.Vendor), IDType: clone(r.IDType), SubjectID: clone(r.SubjectID)}
+		p.dupKeys[kh] = privsync.Key{Vendor: r.Vendor, IDType: r.IDType, SubjectID: clone(r.SubjectID)}
 	}
 	if ord < s.held {
 		return nil // already held from the first pass
@@ -491,8 +497,6 @@ func (s *secondPass) Row(r *privsync.Row) error {
 	c := candidate{row: *r, ord: ord}
 	c.row.SubjectID = clone(r.SubjectID)
 	c.row.AccessRequest = clone(r.AccessRequest)
-	c.row.Vendor = clone(r.Vendor)
-	c.row.IDType = clone(r.IDType)
 	c.row.File = clone(r.File)
 	p.cands = append(p.cands, c)
 	if len(p.cands) >= p.opts.LookupChunk {
@@ -642,9 +646,6 @@ func (Discard) Entry(context.Context, *Entry) error { return nil }
 
 // Reject implements Sink.
 func (Discard) Reject(context.Context, *privsync.RowError, uint64) error { return nil }
-
-// Operation is privsync.Operation, for callers that print plans.
-type Operation = privsync.Operation
 
 // refChunk is how many refs one chunk of a refList holds.
 const refChunk = 1 << 16

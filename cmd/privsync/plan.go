@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/privsync/privsync"
 	"github.com/privsync/privsync/ledger"
 	"github.com/privsync/privsync/planner"
 )
@@ -77,7 +78,7 @@ func printPlan(w io.Writer, format string, s *planner.Stats) error {
 		}
 		slices.Sort(ops)
 		for _, op := range ops {
-			fmt.Fprintf(tw, "%s\t%s\t%d\n", v, op, s.Operations[v][planner.Operation(op)])
+			fmt.Fprintf(tw, "%s\t%s\t%d\n", v, op, s.Operations[v][privsync.Operation(op)])
 		}
 	}
 	if len(vendors) == 0 {

@@ -39,7 +39,7 @@ func (r *reportSync) sync(ctx context.Context) error {
 }
 
 // finish brings the report up to date and writes the run's summaries.
-func (r *reportSync) finish(ctx context.Context, run *ledger.Run, src *source, mode string) error {
+func (r *reportSync) finish(ctx context.Context, run *ledger.Run) error {
 	if err := r.sync(ctx); err != nil {
 		return err
 	}
@@ -51,7 +51,7 @@ func (r *reportSync) finish(ctx context.Context, run *ledger.Run, src *source, m
 	if err != nil {
 		return err
 	}
-	info := report.SummaryInfo{Mode: mode, StartedAt: run.StartedAt, FinishedAt: time.Now().UTC(), Inputs: inputs}
+	info := report.SummaryInfo{Mode: run.Mode, StartedAt: run.StartedAt, FinishedAt: time.Now().UTC(), Inputs: inputs}
 	if err := report.WriteSummary(ctx, r.dir, run.ID, r.db, info); err != nil {
 		return fmt.Errorf("writing the run's summary: %w", err)
 	}
@@ -77,5 +77,5 @@ func catchUpLastReport(ctx context.Context, db *ledger.DB, dir string) error {
 	if _, err := os.Stat(jsonPath); err == nil {
 		return nil
 	}
-	return rep.finish(ctx, runs[0], nil, runs[0].Mode)
+	return rep.finish(ctx, runs[0])
 }

@@ -131,7 +131,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := rep.finish(ctx, run, src, mode); err != nil {
+	if err := rep.finish(ctx, run); err != nil {
 		return err
 	}
 	counts, err := db.OutcomeCounts(ctx, run.ID)

@@ -120,5 +120,5 @@ func (m *Main) pollNow(ctx context.Context, c *common, db *ledger.DB, wait time.
 	if _, err := db.FinishRun(ctx, run.ID, nil); err != nil {
 		return err
 	}
-	return rep.finish(ctx, run, nil, "poll")
+	return rep.finish(ctx, run)
 }
