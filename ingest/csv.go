@@ -18,6 +18,37 @@ import (
 
 const csvBufferSize = 1 << 20
 
+// MaxRowBytes is the longest CSV row privsync reads, in bytes (a quoted
+// line break does not end a row). A longer row stops reading the file
+// with its row number: memory stays flat whatever a file holds, such as a
+// 100 MB line without a newline.
+const MaxRowBytes = 1 << 20
+
+var errRowTooLong = errors.New("row is longer than 1 MiB, the most privsync reads in one row")
+
+// rowLimiter refuses to read further than limit bytes into its input: the
+// csvSource sets limit from where each row starts, so encoding/csv never
+// buffers much more than MaxRowBytes of one row.
+type rowLimiter struct {
+	r       io.Reader
+	n       int64 // bytes read
+	limit   int64
+	tripped bool
+}
+
+func (l *rowLimiter) Read(p []byte) (int, error) {
+	if l.n >= l.limit {
+		l.tripped = true
+		return 0, errRowTooLong
+	}
+	if rem := l.limit - l.n; int64(len(p)) > rem {
+		p = p[:rem]
+	}
+	n, err := l.r.Read(p)
+	l.n += int64(n)
+	return n, err
+}
+
 // meter counts (and, for standard input, hashes) the bytes read through it.
 type meter struct {
 	r        io.Reader
@@ -45,6 +76,8 @@ type csvSource struct {
 	path   string
 	closer io.Closer // nil for standard input
 	m      *meter
+	lim    *rowLimiter
+	bom    int64 // bytes of the byte order mark skipped before r
 	r      *csv.Reader
 	index  [numFields]int // record index of each canonical column, -1 if absent
 	width  int            // fields in the header
@@ -59,11 +92,14 @@ func openCSV(path string, in io.Reader, closer io.Closer, s *session) (*csvSourc
 	if closer == nil {
 		m.h = sha256.New()
 	}
-	br := bufio.NewReaderSize(m, csvBufferSize)
+	lim := &rowLimiter{r: m, limit: MaxRowBytes + csvBufferSize}
+	br := bufio.NewReaderSize(lim, csvBufferSize)
 	head, _ := br.Peek(512)
+	var bom int64
 	switch {
 	case bytes.HasPrefix(head, utf8BOM):
 		br.Discard(len(utf8BOM))
+		bom = int64(len(utf8BOM))
 	case bytes.HasPrefix(head, []byte("PAR1")):
 		return nil, fileErr(path, 0, "not a CSV file: it is a Parquet file (rename it .parquet)")
 	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
@@ -74,18 +110,30 @@ func openCSV(path string, in io.Reader, closer io.Closer, s *session) (*csvSourc
 	r := csv.NewReader(br)
 	r.ReuseRecord = true
 	r.FieldsPerRecord = -1
-	header, err := r.Read()
+	src := &csvSource{path: path, closer: closer, m: m, lim: lim, bom: bom, r: r}
+	header, err := src.read()
 	if err == io.EOF {
 		return nil, fileErr(path, 0, "empty file: no header")
 	}
 	if err != nil {
 		return nil, csvSyntaxError(path, 1, err)
 	}
-	src := &csvSource{path: path, closer: closer, m: m, r: r, width: len(header)}
+	src.width = len(header)
 	if err := src.mapHeader(header, &s.names); err != nil {
 		return nil, err
 	}
 	return src, nil
+}
+
+// read reads the next record, refusing one longer than MaxRowBytes.
+func (c *csvSource) read() ([]string, error) {
+	start := c.r.InputOffset()
+	c.lim.limit = c.bom + start + MaxRowBytes + csvBufferSize
+	rec, err := c.r.Read()
+	if c.lim.tripped || err == nil && c.r.InputOffset()-start > MaxRowBytes {
+		return nil, errRowTooLong
+	}
+	return rec, err
 }
 
 func (c *csvSource) mapHeader(header []string, names *[numFields]string) error {
@@ -117,6 +165,9 @@ func (c *csvSource) mapHeader(header []string, names *[numFields]string) error {
 }
 
 func csvSyntaxError(path string, row int64, err error) *FileError {
+	if errors.Is(err, errRowTooLong) {
+		return &FileError{Path: path, Line: row, Err: err}
+	}
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
 		return fileErr(path, row, "CSV syntax error at line %d, column %d: %w", pe.Line, pe.Column, pe.Err)
@@ -209,7 +260,7 @@ func (c *csvSource) parse(done <-chan struct{}, free <-chan *csvBatch, full chan
 		b.rows, b.fields = b.rows[:0], b.fields[:0]
 		end := false
 		for !end && len(b.rows) < cap(b.rows) {
-			rec, err := c.r.Read()
+			rec, err := c.read()
 			if err != nil {
 				if err != io.EOF {
 					b.err = err

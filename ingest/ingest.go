@@ -169,6 +169,9 @@ func Expand(inputs []string) ([]string, error) {
 			if formatOf(in) == "" {
 				return nil, fileErr(in, 0, "unknown input type: expected a .csv or .parquet file")
 			}
+			if err := regular(in, st); err != nil {
+				return nil, err
+			}
 			files = append(files, in)
 			continue
 		}
@@ -189,6 +192,15 @@ func Expand(inputs []string) ([]string, error) {
 			if formatOf(path) == "" {
 				return fileErr(path, 0, "unknown input type in directory %s: expected .csv or .parquet files", in)
 			}
+			if !d.Type().IsRegular() { // a symbolic link, a FIFO, a device, a socket
+				st, err := os.Stat(path)
+				if err != nil {
+					return &FileError{Path: path, Err: unwrapPathError(err)}
+				}
+				if err := regular(path, st); err != nil {
+					return err
+				}
+			}
 			files = append(files, path)
 			return nil
 		})
@@ -200,6 +212,26 @@ func Expand(inputs []string) ([]string, error) {
 		}
 	}
 	return files, nil
+}
+
+// regular refuses a file that is not a regular file: opening a FIFO
+// would wait for a writer for ever, a device could be read for ever.
+func regular(path string, st fs.FileInfo) error {
+	if st.Mode().IsRegular() {
+		return nil
+	}
+	what := "not a regular file"
+	switch m := st.Mode(); {
+	case m&fs.ModeNamedPipe != 0:
+		what = "a named pipe (FIFO)"
+	case m&fs.ModeDevice != 0 || m&fs.ModeCharDevice != 0:
+		what = "a device"
+	case m&fs.ModeSocket != 0:
+		what = "a socket"
+	case m.IsDir():
+		what = "a directory"
+	}
+	return fileErr(path, 0, "%s: privsync reads only regular files (copy the data to a file first)", what)
 }
 
 // unwrapPathError drops the path an *fs.PathError repeats.
@@ -296,6 +328,15 @@ func (s *session) open(path string) (input, error) {
 		}
 		s.stdin = src
 		return src, nil
+	}
+	// Checked again here, not only by Expand: the file may have been
+	// replaced since, and a FIFO would block the open itself.
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, &FileError{Path: path, Err: unwrapPathError(err)}
+	}
+	if err := regular(path, st); err != nil {
+		return nil, err
 	}
 	switch formatOf(path) {
 	case FormatCSV:

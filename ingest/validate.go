@@ -191,11 +191,14 @@ func (v *validator) validate(raw *rawRow, r *privsync.Row, rej *privsync.RowErro
 	}
 	var at time.Time
 	if raw.hasAt {
-		at = raw.at
+		var reason string
+		if at, reason = CheckUpdatedAt(raw.at); reason != "" {
+			return reject(rej, fUpdatedAt, raw.at.UTC().Format(time.RFC3339Nano), reason)
+		}
 	} else if s := vals[fUpdatedAt]; s != "" {
-		var ok bool
-		if at, ok = v.parseTime(s); !ok {
-			return rejectErr(rej, fUpdatedAt, s, ReasonBadUpdatedAt)
+		var reason string
+		if at, reason = v.parseTime(s); reason != "" {
+			return rejectErr(rej, fUpdatedAt, s, reason)
 		}
 	}
 	r.Key = privsync.Key{Vendor: vi.name, IDType: c.interned, SubjectID: subject}
@@ -225,22 +228,26 @@ func rejectErr(rej *privsync.RowError, f field, value, reason string) bool {
 	return reject(rej, f, value, reason)
 }
 
-// parseTime parses an RFC 3339 updated_at into UTC; it remembers the last
-// value, as exports often repeat it.
-func (v *validator) parseTime(s string) (time.Time, bool) {
+// parseTime parses an RFC 3339 updated_at into UTC and applies
+// CheckUpdatedAt, returning the reason when the row must be rejected; it
+// remembers the last accepted value, as exports often repeat it.
+func (v *validator) parseTime(s string) (time.Time, string) {
 	if s == v.lastTimeText {
-		return v.lastTime, true
+		return v.lastTime, ""
 	}
 	t, ok := parseUTCSeconds(s)
 	if !ok {
 		var err error
 		if t, err = time.Parse(time.RFC3339, s); err != nil {
-			return time.Time{}, false
+			return time.Time{}, ReasonBadUpdatedAt
 		}
-		t = t.UTC()
+	}
+	t, reason := CheckUpdatedAt(t)
+	if reason != "" {
+		return time.Time{}, reason
 	}
 	v.lastTimeText, v.lastTime = s, t
-	return t, true
+	return t, ""
 }
 
 // parseUTCSeconds parses the common form 2006-01-02T15:04:05Z quickly; ok is
@@ -350,7 +357,7 @@ func checkSubject(s string) string {
 		}
 		if c >= utf8.RuneSelf {
 			for _, r := range s[i:] {
-				if unicode.IsControl(r) {
+				if unicode.IsControl(r) || isBidiControl(r) {
 					return ReasonSubjectControl
 				}
 			}
@@ -358,6 +365,20 @@ func checkSubject(s string) string {
 		}
 	}
 	return ""
+}
+
+// isBidiControl reports whether r is a Unicode bidirectional formatting
+// character (embeddings, overrides, isolates and the invisible direction
+// marks): in an id they reorder what a reader of the report sees.
+func isBidiControl(r rune) bool {
+	switch {
+	case r >= '\u202A' && r <= '\u202E', // LRE, RLE, PDF, LRO, RLO
+		r >= '\u2066' && r <= '\u2069', // LRI, RLI, FSI, PDI
+		r == '\u200E', r == '\u200F',   // LRM, RLM
+		r == '\u061C': // ALM
+		return true
+	}
+	return false
 }
 
 // parseRestrictions is privsync.ParseRestrictions without the allocations

@@ -383,7 +383,7 @@ func (p *planner) resolveDuplicates() {
 	slices.Sort(keys) // deterministic report order
 	for _, kh := range keys {
 		ords := p.dups[kh]
-		var latest int64
+		latest := int64(math.MinInt64) // updated_at may be before 1970: negative
 		for _, o := range ords {
 			latest = max(latest, p.refs.at(o).ts)
 		}
