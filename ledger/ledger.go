@@ -18,8 +18,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -91,9 +93,13 @@ func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
 }
 
 func open(ctx context.Context, path string, readOnly bool) (*DB, error) {
-	dsn := "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_txlock=immediate"
+	uri, err := fileURI(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening ledger %s: %w", path, err)
+	}
+	dsn := uri + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_txlock=immediate"
 	if readOnly {
-		dsn = "file:" + path + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=cache_size(-65536)"
+		dsn = uri + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=cache_size(-65536)"
 	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
@@ -107,6 +113,20 @@ func open(ctx context.Context, path string, readOnly bool) (*DB, error) {
 		return nil, fmt.Errorf("opening ledger %s: %w", path, err)
 	}
 	return &DB{db: db, path: path, Now: time.Now}, nil
+}
+
+// fileURI is the SQLite URI of the file at path: absolute, its '?', '#'
+// and '%' escaped, so the file SQLite opens is the one the lock guards.
+func fileURI(path string) (string, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return "", err
+	}
+	u := url.URL{Path: filepath.ToSlash(abs)}
+	if !strings.HasPrefix(u.Path, "/") { // a Windows drive letter
+		u.Path = "/" + u.Path
+	}
+	return "file:" + u.EscapedPath(), nil
 }
 
 // Close closes the ledger and releases its lock.
