@@ -243,6 +243,13 @@ func unwrapPathError(err error) error {
 	return err
 }
 
+// CheckColumns checks a column mapping as Options.Columns takes it: only
+// canonical columns, no empty names, no two columns read from one name.
+func CheckColumns(m map[string]string) error {
+	_, err := columnNames(m)
+	return err
+}
+
 // columnNames returns the name in the files of each canonical column.
 func columnNames(m map[string]string) ([numFields]string, error) {
 	names := canonicalNames
@@ -250,17 +257,17 @@ func columnNames(m map[string]string) ([numFields]string, error) {
 	for canon, name := range m {
 		f := fieldOf(canon)
 		if f < 0 {
-			return names, fmt.Errorf("ingest: unknown canonical column %q in the column mapping", canon)
+			return names, fmt.Errorf("unknown canonical column %q in the column mapping", canon)
 		}
 		name = strings.TrimSpace(name)
 		if name == "" {
-			return names, fmt.Errorf("ingest: empty file column name for %q in the column mapping", canon)
+			return names, fmt.Errorf("empty file column name for %q in the column mapping", canon)
 		}
 		names[f] = name
 	}
 	for f, name := range names {
 		if other, dup := seen[name]; dup {
-			return names, fmt.Errorf("ingest: columns %s and %s both read the file column %q", other, canonicalNames[f], name)
+			return names, fmt.Errorf("columns %s and %s both read the file column %q", other, canonicalNames[f], name)
 		}
 		seen[name] = canonicalNames[f]
 	}

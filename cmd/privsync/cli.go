@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/mattn/go-isatty"
 )
@@ -126,15 +127,54 @@ func (m *Main) flagSet(name, synopsis string) *flag.FlagSet {
 	return fs
 }
 
-// parse parses flags, turning a parse failure into a usage error.
+// parse parses flags wherever they stand among the arguments, as most CLIs
+// do (`privsync plan in.csv --format json`), turning a parse failure into a
+// usage error. "--" ends the flags: what follows is an argument even if it
+// starts with '-'; "-" alone is an argument (standard input). fs.Args()
+// then holds the arguments, in order.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return err
+			}
+			return usageErr("%v", err)
 		}
+		rest := fs.Args()
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" && !isFlagValue(fs, args[:used-1]) {
+			pos = append(pos, rest...) // "--" ended the flags
+			break
+		}
+		if len(rest) == 0 {
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	// Leave the arguments where fs.Args() finds them.
+	if err := fs.Parse(append([]string{"--"}, pos...)); err != nil {
 		return usageErr("%v", err)
 	}
 	return nil
+}
+
+// isFlagValue reports whether the argument after args is the value of a
+// flag that takes one (as in `--config --`), rather than a flag of its own.
+func isFlagValue(fs *flag.FlagSet, args []string) bool {
+	if len(args) == 0 {
+		return false
+	}
+	name := strings.TrimLeft(args[len(args)-1], "-")
+	if !strings.HasPrefix(args[len(args)-1], "-") || name == "" || strings.Contains(name, "=") {
+		return false
+	}
+	f := fs.Lookup(name)
+	if f == nil {
+		return false
+	}
+	b, ok := f.Value.(interface{ IsBoolFlag() bool })
+	return !ok || !b.IsBoolFlag()
 }
 
 // logger builds the slog logger for a command.

@@ -95,7 +95,7 @@ type source struct {
 	progress *progressbar.ProgressBar
 }
 
-func (m *Main) newSource(c *common, inputs []string) (*source, error) {
+func (m *Main) newSource(ctx context.Context, c *common, inputs []string) (*source, error) {
 	if len(inputs) == 0 {
 		return nil, usageErr("no INPUT given: name CSV or Parquet files, directories of them, or - for standard input")
 	}
@@ -135,7 +135,7 @@ func (m *Main) newSource(c *common, inputs []string) (*source, error) {
 		return nil, err
 	}
 	defer done()
-	if err := ingest.Check(context.Background(), s.inputs, opts); err != nil {
+	if err := ingest.Check(ctx, s.inputs, opts); err != nil {
 		s.close()
 		return nil, inputErr(err)
 	}

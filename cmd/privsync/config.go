@@ -1,7 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"math"
+	"net/netip"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -9,6 +13,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 	"github.com/privsync/privsync"
+	"github.com/privsync/privsync/ingest"
 )
 
 // Config is privsync.toml.
@@ -94,10 +99,29 @@ func loadConfig(path string, getenv func(string) string) (*Config, error) {
 			return nil, usageErr("config %s: [columns] %s is not a column privsync reads (it reads %s)", path, col, strings.Join(canonicalColumns, ", "))
 		}
 	}
+	if err := ingest.CheckColumns(c.Columns); err != nil {
+		return nil, usageErr("config %s: [columns] %v", path, err)
+	}
+	folded := map[string]string{}
+	for _, name := range c.VendorNames() {
+		if name == "" || strings.TrimSpace(name) != name {
+			return nil, usageErr("config %s: [vendors.%q]: a vendor name must be non-empty, without surrounding spaces", path, name)
+		}
+		if other, dup := folded[strings.ToLower(name)]; dup {
+			// Rows name vendors by hand; two that differ only by case are
+			// one vendor configured twice, or a typo.
+			return nil, usageErr("config %s: [vendors.%s] and [vendors.%s]: vendor names must differ by more than case", path, other, name)
+		}
+		folded[strings.ToLower(name)] = name
+	}
 	days := map[int]string{}
 	for _, name := range c.VendorNames() {
 		v := c.Vendors[name]
-		if err := v.check(name, getenv); err != nil {
+		if v == nil {
+			return nil, usageErr("config %s: vendors.%s: must be a table [vendors.%s]", path, name, name)
+		}
+		isSet := func(key string) bool { return md.IsDefined("vendors", name, key) }
+		if err := v.check(name, getenv, isSet); err != nil {
 			return nil, usageErr("config %s: [vendors.%s] %v", path, name, err)
 		}
 		if v.kind() == privsync.KindSFMC {
@@ -131,7 +155,103 @@ func (c *Config) Kinds() map[string]privsync.Kind {
 	return m
 }
 
-func (v *VendorConfig) check(name string, getenv func(string) string) error {
+// The largest values the limits take: beyond them a value is a typo, not a
+// setting (and a burst or a concurrency that large costs memory).
+const (
+	maxRate        = 10_000
+	maxBurst       = 10_000
+	maxInFlight    = 1_000
+	maxSuppression = 30 // sfmc's longest rtbf_suppress period, in days
+	maxDuration    = 24 * time.Hour
+)
+
+// batchLimits are the most items a request of each kind takes (the vendors'
+// documented maxima: SFMC 1,000 profiles, Bloomreach 1,000 customers).
+var batchLimits = map[privsync.Kind]int{privsync.KindSFMC: 1000, privsync.KindBatch: 1, privsync.KindBloomreach: 1000}
+
+// checkLimits checks the rate, batch and time settings that are set and
+// fills in the defaults of those that are not. isSet tells whether the
+// config file sets a key: a key set to 0 is an error, not the default.
+func (v *VendorConfig) checkLimits(isSet func(key string) bool) error {
+	defaults := map[privsync.Kind][2]float64{ // rate, in flight
+		privsync.KindSFMC: {5, 4}, privsync.KindBatch: {10, 8}, privsync.KindBloomreach: {5, 4}}[v.kind()]
+	maxBatch := batchLimits[v.kind()]
+	if !isSet("requests_per_second") {
+		v.RequestsPerSecond = defaults[0]
+	} else if r := v.RequestsPerSecond; math.IsNaN(r) || r <= 0 || r > maxRate {
+		return fmt.Errorf("requests_per_second %v: must be a number above 0 and at most %d", r, maxRate)
+	}
+	if !isSet("burst") {
+		v.Burst = max(1, int(v.RequestsPerSecond))
+	} else if v.Burst < 1 || v.Burst > maxBurst {
+		return fmt.Errorf("burst %d: must be a whole number from 1 to %d", v.Burst, maxBurst)
+	}
+	if !isSet("max_in_flight") {
+		v.MaxInFlight = int(defaults[1])
+	} else if v.MaxInFlight < 1 || v.MaxInFlight > maxInFlight {
+		return fmt.Errorf("max_in_flight %d: must be a whole number from 1 to %d", v.MaxInFlight, maxInFlight)
+	}
+	if !isSet("batch_size") {
+		v.BatchSize = maxBatch
+	} else if v.BatchSize < 1 || v.BatchSize > maxBatch {
+		return fmt.Errorf("batch_size %d: must be a whole number from 1 to %d (%s takes at most %d per request)", v.BatchSize, maxBatch, v.Kind, maxBatch)
+	}
+	durations := []struct {
+		key string
+		d   *time.Duration
+		def time.Duration
+	}{{"poll_interval", &v.PollInterval.Duration, 2 * time.Second}, {"timeout", &v.Timeout.Duration, 30 * time.Second}}
+	for _, d := range durations {
+		if !isSet(d.key) {
+			*d.d = d.def
+		} else if *d.d <= 0 || *d.d > maxDuration {
+			return fmt.Errorf("%s %q: must be a duration above 0s and at most %v, such as \"%v\"", d.key, d.d.String(), maxDuration, d.def)
+		}
+	}
+	if !isSet("suppression_days") {
+		v.SuppressionDay = 14
+	} else if v.kind() != privsync.KindSFMC {
+		return fmt.Errorf("suppression_days: only sfmc vendors have a suppression period")
+	} else if v.SuppressionDay < 1 || v.SuppressionDay > maxSuppression {
+		return fmt.Errorf("suppression_days %d: must be a whole number from 1 to %d (sfmc allows at most %d)", v.SuppressionDay, maxSuppression, maxSuppression)
+	}
+	return nil
+}
+
+// checkBaseURL lets plain http through only to this machine: a loopback
+// IP literal or exactly localhost. Everything else, however local it
+// looks (127.0.0.1.nip.io, localhost.example.com, 127.0.0.1@example.com),
+// needs https: a bearer token must not cross a network in clear.
+func checkBaseURL(s string) error {
+	const want = "vendors are reached over https (plain http only to 127.0.0.1, [::1] or localhost; \"sim\" for the built-in simulator)"
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("base_url %q: not a URL: %v", s, errors.Unwrap(err))
+	}
+	switch {
+	case u.Scheme != "https" && u.Scheme != "http":
+		return fmt.Errorf("base_url %q: %s", s, want)
+	case u.Opaque != "" || u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("base_url %q: no host: give scheme://host[:port][/path]", s)
+	case u.User != nil:
+		return fmt.Errorf("base_url %q: user information (before '@') is not allowed: credentials come from *_env or *_file keys", s)
+	case u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		return fmt.Errorf("base_url %q: no query or fragment allowed", s)
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return fmt.Errorf("base_url %q: %s", s, want)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback() && ip.Zone() == ""
+}
+
+func (v *VendorConfig) check(name string, getenv func(string) string, isSet func(key string) bool) error {
 	if !v.kind().Valid() {
 		return fmt.Errorf("kind %q: use sfmc, batch or bloomreach", v.Kind)
 	}
@@ -139,38 +259,13 @@ func (v *VendorConfig) check(name string, getenv func(string) string) error {
 		v.BaseURL = map[privsync.Kind]string{privsync.KindSFMC: "https://app.igodigital.com",
 			privsync.KindBatch: "https://api.batch.com", privsync.KindBloomreach: "https://api.exponea.com"}[v.kind()]
 	}
-	if !v.Sim() && !strings.HasPrefix(v.BaseURL, "https://") && !strings.HasPrefix(v.BaseURL, "http://127.0.0.1") && !strings.HasPrefix(v.BaseURL, "http://localhost") {
-		return fmt.Errorf("base_url %q: vendors are reached over https (or \"sim\" for the built-in simulator)", v.BaseURL)
+	if !v.Sim() {
+		if err := checkBaseURL(v.BaseURL); err != nil {
+			return err
+		}
 	}
-	defaults := map[privsync.Kind][3]float64{ // rate, in flight, batch size
-		privsync.KindSFMC: {5, 4, 1000}, privsync.KindBatch: {10, 8, 1}, privsync.KindBloomreach: {5, 4, 1000}}[v.kind()]
-	if v.RequestsPerSecond <= 0 {
-		v.RequestsPerSecond = defaults[0]
-	}
-	if v.Burst <= 0 {
-		v.Burst = max(1, int(v.RequestsPerSecond))
-	}
-	if v.MaxInFlight <= 0 {
-		v.MaxInFlight = int(defaults[1])
-	}
-	maxBatch := int(defaults[2])
-	if v.BatchSize <= 0 {
-		v.BatchSize = maxBatch
-	}
-	if v.kind() != privsync.KindSFMC && v.BatchSize > maxBatch {
-		return fmt.Errorf("batch_size %d: %s takes at most %d per request", v.BatchSize, v.Kind, maxBatch)
-	}
-	if v.PollInterval.Duration <= 0 {
-		v.PollInterval.Duration = 2 * time.Second
-	}
-	if v.Timeout.Duration <= 0 {
-		v.Timeout.Duration = 30 * time.Second
-	}
-	if v.SuppressionDay <= 0 {
-		v.SuppressionDay = 14
-	}
-	if v.SuppressionDay > 30 {
-		return fmt.Errorf("suppression_days %d: sfmc allows at most 30", v.SuppressionDay)
+	if err := v.checkLimits(isSet); err != nil {
+		return err
 	}
 	v.secrets = map[string]string{}
 	need := func(field, value string) error {

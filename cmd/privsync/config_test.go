@@ -23,7 +23,7 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"unknown kind", "[vendors.x]\nkind = \"marketo\"\n", "[vendors.x] kind \"marketo\""},
 		{"missing customer_mid", "[vendors.sfmc]\nkind = \"sfmc\"\napi_key_env = \"K\"\n", "customer_mid is required"},
 		{"plain http", sfmc + "base_url = \"http://vendor.example\"\n", "vendors are reached over https"},
-		{"batch too big", "[vendors.b]\nkind = \"batch\"\napp_api_key = \"A\"\nrest_api_key_env = \"B\"\nbatch_size = 5\n", "batch_size 5: batch takes at most 1"},
+		{"batch too big", "[vendors.b]\nkind = \"batch\"\napp_api_key = \"A\"\nrest_api_key_env = \"B\"\nbatch_size = 5\n", "batch_size 5: must be a whole number from 1 to 1"},
 		{"suppression too long", sfmc + "suppression_days = 31\n", "suppression_days 31"},
 		{"no vendors", "ledger = \"x.db\"\n", "no [vendors.NAME] table"},
 		{"unknown column", "[columns]\nemail = \"e\"\n" + sfmc, "[columns] email is not a column"},
