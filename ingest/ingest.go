@@ -49,6 +49,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"unicode"
 
 	"github.com/privsync/privsync"
 )
@@ -499,13 +500,29 @@ func (k *rowSink) put(raw *rawRow, line int64) error {
 	return k.rejectRow(line)
 }
 
-// rawValue is a raw field as a reject carries it: valid UTF-8, bounded.
+// rawValue is a raw field as a reject carries it: valid UTF-8, bounded,
+// control and bidirectional characters spelled \uXXXX so the report shows
+// what the value holds rather than what it makes a reader see.
 func rawValue(s string) string {
 	if len(s) > maxValueLen {
 		s = s[:maxValueLen]
 	}
-	return strings.Clone(strings.ToValidUTF8(s, "\uFFFD"))
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if strings.ContainsFunc(s, isDisguising) {
+		var b strings.Builder
+		for _, r := range s {
+			if isDisguising(r) {
+				fmt.Fprintf(&b, "\\u%04X", r)
+			} else {
+				b.WriteRune(r)
+			}
+		}
+		return b.String()
+	}
+	return strings.Clone(s)
 }
+
+func isDisguising(r rune) bool { return unicode.IsControl(r) || isBidiControl(r) }
 
 // rejectRow hands the reject prepared in k.rej to the handler.
 func (k *rowSink) rejectRow(line int64) error {

@@ -107,17 +107,11 @@ func (m *Main) newSource(ctx context.Context, c *common, inputs []string) (*sour
 	var total int64
 	for _, f := range files {
 		if f == ingest.Stdin {
-			tmp, err := os.CreateTemp("", "privsync-stdin-*.csv")
+			name, err := copyStdin(ctx, m.Stdin)
 			if err != nil {
-				return nil, fmt.Errorf("keeping standard input: %w", err)
+				return nil, err
 			}
-			if _, err := io.Copy(tmp, m.Stdin); err != nil {
-				tmp.Close()
-				os.Remove(tmp.Name())
-				return nil, fmt.Errorf("reading standard input: %w", err)
-			}
-			tmp.Close()
-			s.stdin = tmp.Name()
+			s.stdin = name
 			continue
 		}
 		if st, err := os.Stat(f); err == nil {
@@ -140,6 +134,36 @@ func (m *Main) newSource(ctx context.Context, c *common, inputs []string) (*sour
 		return nil, inputErr(err)
 	}
 	return s, nil
+}
+
+// copyStdin keeps standard input in a temporary file, returning its name.
+// Ctrl-C stops it even while standard input has nothing to read.
+func copyStdin(ctx context.Context, in io.Reader) (string, error) {
+	tmp, err := os.CreateTemp("", "privsync-stdin-*.csv")
+	if err != nil {
+		return "", fmt.Errorf("keeping standard input: %w", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(tmp, in)
+		done <- err
+	}()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		// The copy may stay blocked in a read: the file goes, and the
+		// process is about to end.
+		err = ctx.Err()
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("reading standard input: %w", err)
+	}
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return "", fmt.Errorf("keeping standard input: %w", err)
+	}
+	return tmp.Name(), nil
 }
 
 type counter struct{ bar *progressbar.ProgressBar }
