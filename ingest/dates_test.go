@@ -145,7 +145,7 @@ func TestDatesOrderOrAreRejected(t *testing.T) {
 		check(text, ref, &raw)
 
 		// The Parquet path: the same instant as a time.Time.
-		pt := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(ref.sec%86400) * time.Second).AddDate(0, 0, int(ref.sec/86400)).Add(time.Duration(ref.nsec))
+		pt := time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(ref.sec%86400)*time.Second).AddDate(0, 0, int(ref.sec/86400)).Add(time.Duration(ref.nsec))
 		if ref.sec < 0 {
 			continue // before 0000-01-01 UTC: no TIMESTAMP of Parquet's
 		}
