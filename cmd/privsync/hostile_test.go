@@ -357,3 +357,61 @@ func TestHostileInputsAndConfigs(t *testing.T) {
 		})
 	}
 }
+
+// TestCtrlCWhileWaitingForStandardInput: an interrupt stops privsync while
+// it waits for standard input that never ends, removes its copy, and
+// sends nothing.
+func TestCtrlCWhileWaitingForStandardInput(t *testing.T) {
+	s := startSim(t)
+	w := newWorkspace(t, s, 80)
+	bin, _ := binaries(t)
+	tmp := t.TempDir()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pw.Close()
+	cmd := w.command(t, bin, "run", "--quiet", "-")
+	cmd.Env = append(cmd.Env, "TMPDIR="+tmp)
+	cmd.Stdin = pr
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pr.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	pw.WriteString(hostileInput) // and never closed: a terminal, a stuck producer
+	// The copy of standard input exists once privsync reads it (and has
+	// set up its signal handling, which comes first).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if m, _ := filepath.Glob(filepath.Join(tmp, "privsync-stdin-*")); len(m) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("privsync did not start reading standard input in 30s\n%s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err = <-done:
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("privsync ignored Ctrl-C while it waited for standard input")
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("interrupted: %v, want exit 1\n%s", err, stderr.String())
+	}
+	if m, _ := filepath.Glob(filepath.Join(tmp, "privsync-stdin-*")); len(m) > 0 {
+		t.Errorf("the copy of standard input was left behind: %v", m)
+	}
+	var st simStats
+	s.get(t, "/_sim/stats", &st)
+	if st.total() != 0 {
+		t.Errorf("%d requests sent", st.total())
+	}
+}
