@@ -18,6 +18,10 @@
 // syntax error halfway, a corrupt Parquet page), so a caller must not act on
 // the rows before Read has returned nil. A bad row never stops reading.
 //
+// A CSV row longer than MaxRowBytes is a *FileError at its row: memory
+// stays flat whatever a file holds. Every present updated_at, CSV text or
+// Parquet TIMESTAMP, goes through CheckUpdatedAt.
+//
 // Row numbers: CSV counts the header as row 1, so the first data row is
 // row 2 as a spreadsheet shows it (a quoted field spanning lines is one row);
 // Parquet counts rows from 1.
@@ -146,7 +150,9 @@ func skipInDir(name string) bool {
 // extension (.csv or .parquet, case-insensitive), a directory is read
 // recursively in lexical order (skipping hidden files, names starting with
 // '_' and .crc files), and "-" stands for CSV on standard input (at most
-// once). Every problem is a *FileError.
+// once). What is not a regular file (a FIFO, a device, a socket, directly
+// or through a symbolic link) is refused: reading it could block or never
+// end. Every problem is a *FileError.
 func Expand(inputs []string) ([]string, error) {
 	if len(inputs) == 0 {
 		return nil, errors.New("ingest: no inputs")

@@ -199,6 +199,20 @@ func TestDuplicates(t *testing.T) {
 			t.Fatalf("stats %+v: want 2 superseded, 1 operation, no reject", stats)
 		}
 	})
+	t.Run("rows all before 1970", func(t *testing.T) {
+		src := rows(
+			at(sfmc("d", dnp), time.Date(1950, 1, 1, 0, 0, 0, 0, time.UTC)),
+			at(sfmc("d", dnt), time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC)),
+			at(sfmc("d", dnpr), time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)),
+		)
+		stats, rec := mustPlan(t, src, newLedger(), testOptions())
+		if e := rec.entry(t, "d"); e.Line != 3 || restrictArray(t, e) != `["do_not_track"]` {
+			t.Fatalf("winner: row %d %v, want row 3 (1969, the latest)", e.Line, opNames(e.Decision.Ops))
+		}
+		if stats.Superseded != 2 {
+			t.Fatalf("stats %+v: want 2 superseded", stats)
+		}
+	})
 	t.Run("a row without updated_at is as of the run's start", func(t *testing.T) {
 		src := rows(sfmc("d", dnp), at(sfmc("d", dnt), now.Add(-time.Hour)))
 		_, rec := mustPlan(t, src, newLedger(), testOptions())
