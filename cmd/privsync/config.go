@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 	"github.com/privsync/privsync"
@@ -104,8 +105,9 @@ func loadConfig(path string, getenv func(string) string) (*Config, error) {
 	}
 	folded := map[string]string{}
 	for _, name := range c.VendorNames() {
-		if name == "" || strings.TrimSpace(name) != name {
-			return nil, usageErr("config %s: [vendors.%q]: a vendor name must be non-empty, without surrounding spaces", path, name)
+		if name == "" || strings.TrimSpace(name) != name || strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) {
+			// The name is written in every report row: nothing invisible.
+			return nil, usageErr("config %s: [vendors.%q]: a vendor name must be non-empty, printable, without surrounding spaces", path, name)
 		}
 		if other, dup := folded[strings.ToLower(name)]; dup {
 			// Rows name vendors by hand; two that differ only by case are

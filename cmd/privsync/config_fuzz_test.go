@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode"
 
 	"github.com/privsync/privsync"
 )
@@ -50,6 +51,9 @@ func FuzzLoadConfig(f *testing.F) {
 				t.Fatalf("two vendors named %q but for case", name)
 			}
 			folded[strings.ToLower(name)] = true
+			if strings.ContainsFunc(name, func(r rune) bool { return !unicode.IsPrint(r) }) {
+				t.Fatalf("vendor name %q holds an invisible character", name)
+			}
 			if !v.kind().Valid() {
 				t.Fatalf("vendor %s: kind %q accepted", name, v.Kind)
 			}
