@@ -53,7 +53,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"unicode"
 
 	"github.com/privsync/privsync"
 )
@@ -527,8 +526,6 @@ func rawValue(s string) string {
 	}
 	return strings.Clone(s)
 }
-
-func isDisguising(r rune) bool { return unicode.IsControl(r) || isBidiControl(r) }
 
 // rejectRow hands the reject prepared in k.rej to the handler.
 func (k *rowSink) rejectRow(line int64) error {

@@ -357,7 +357,7 @@ func checkSubject(s string) string {
 		}
 		if c >= utf8.RuneSelf {
 			for _, r := range s[i:] {
-				if unicode.IsControl(r) || isBidiControl(r) {
+				if isDisguising(r) {
 					return ReasonSubjectControl
 				}
 			}
@@ -367,18 +367,13 @@ func checkSubject(s string) string {
 	return ""
 }
 
-// isBidiControl reports whether r is a Unicode bidirectional formatting
-// character (embeddings, overrides, isolates and the invisible direction
-// marks): in an id they reorder what a reader of the report sees.
-func isBidiControl(r rune) bool {
-	switch {
-	case r >= '\u202A' && r <= '\u202E', // LRE, RLE, PDF, LRO, RLO
-		r >= '\u2066' && r <= '\u2069', // LRI, RLI, FSI, PDI
-		r == '\u200E', r == '\u200F',   // LRM, RLM
-		r == '\u061C': // ALM
-		return true
-	}
-	return false
+// isDisguising reports whether r is a control character or an invisible
+// one that changes how an id reads: Unicode format characters (the
+// bidirectional embeddings, overrides and isolates U+202A–U+202E and
+// U+2066–U+2069, the direction marks, zero-width spaces and joiners, the
+// byte order mark) and the line and paragraph separators.
+func isDisguising(r rune) bool {
+	return unicode.IsControl(r) || unicode.In(r, unicode.Cf, unicode.Zl, unicode.Zp)
 }
 
 // parseRestrictions is privsync.ParseRestrictions without the allocations

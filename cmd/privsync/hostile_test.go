@@ -247,6 +247,9 @@ func hostileCases() []hostileCase {
 		subject("U+2069 pop directional isolate", "p1\u2069"),
 		subject("U+200F right-to-left mark", "p\u200f1"),
 		subject("U+0085 next line", "p\u00851"),
+		subject("U+200B zero-width space", "p\u200b1"),
+		subject("U+FEFF byte order mark", "\ufeffp1"),
+		subject("U+2028 line separator", "p\u20281"),
 		subject("U+007F delete", "p\x7f1"),
 	}
 	return cases
