@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 
 	"github.com/privsync/privsync"
 	"github.com/privsync/privsync/ledger"
+	"golang.org/x/crypto/ssh"
 )
 
 // SummarySource is what WriteSummary reads the run's events from.
@@ -54,6 +58,12 @@ type SummaryInfo struct {
 	StartedAt  time.Time   // zero if unknown
 	FinishedAt time.Time   // zero if unknown
 	Inputs     []InputFile // see ParseInputs
+	// PreviousRun is the ledger's run before this one, "" for the first:
+	// the summary records it and the SHA-256 of its summary in dir, which
+	// chains the runs.
+	PreviousRun string
+	// Signer, if set, signs the summary (SSHSIG, namespace Namespace).
+	Signer ssh.Signer
 }
 
 // Summary is the content of {run_id}.summary.json.
@@ -70,6 +80,20 @@ type Summary struct {
 	Outcomes map[string]int64                       `json:"outcomes"`
 	// Reasons are the commonest details of rows that did not succeed.
 	Reasons []Reason `json:"reasons"`
+	// Previous links the run to the one before it; null for the first run
+	// of a ledger.
+	Previous *PreviousRun `json:"previous"`
+	// SigningKey is the fingerprint of the key that signed the summary
+	// ({run_id}.summary.json.sig), empty if it is not signed. Recording it
+	// in the signed, chained file makes a removed signature show.
+	SigningKey string `json:"signing_key,omitempty"`
+}
+
+// PreviousRun is the run before a run, and the SHA-256 of its summary
+// file as it was when the later run ended ("" if it had none).
+type PreviousRun struct {
+	RunID         string `json:"run_id"`
+	SummarySHA256 string `json:"summary_sha256"`
 }
 
 // ReportFile identifies the CSV a summary belongs to.
@@ -95,11 +119,27 @@ func SummaryPaths(dir, runID string) (jsonPath, mdPath string) {
 	return filepath.Join(dir, runID+".summary.json"), filepath.Join(dir, runID+".summary.md")
 }
 
+// HTMLPath returns the HTML summary of a run in dir.
+func HTMLPath(dir, runID string) string { return filepath.Join(dir, runID+".summary.html") }
+
+// FileSHA256 returns the lowercase hex SHA-256 of a file.
+func FileSHA256(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("hashing %s: %w", path, err)
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:]), nil
+}
+
 // WriteSummary brings the run's report in dir up to date with src (as
-// Sync does), then writes {run_id}.summary.json and {run_id}.summary.md
-// beside it. Counts come from the report's rows; the summary records the
-// report's row count and final hash, which is what proves, later, that no
-// row was cut from its end.
+// Sync does), then writes {run_id}.summary.json beside it, with its
+// signature {run_id}.summary.json.sig (when info.Signer is set) and its
+// renderings for people, {run_id}.summary.md and {run_id}.summary.html.
+// Counts come from the report's rows; the summary records the report's row
+// count and final hash, which is what proves, later, that no row was cut
+// from its end, and the previous run's summary hash, which chains the runs.
+// The JSON is written last: a summary that exists is complete.
 func WriteSummary(ctx context.Context, dir, runID string, src SummarySource, info SummaryInfo) error {
 	w, err := Open(dir, runID)
 	if err != nil {
@@ -125,15 +165,53 @@ func WriteSummary(ctx context.Context, dir, runID string, src SummarySource, inf
 	if !info.FinishedAt.IsZero() {
 		s.FinishedAt = info.FinishedAt.UTC().Format(time.RFC3339)
 	}
+	if info.PreviousRun != "" {
+		s.Previous = &PreviousRun{RunID: info.PreviousRun}
+		prevJSON, _ := SummaryPaths(dir, info.PreviousRun)
+		h, err := FileSHA256(prevJSON)
+		switch {
+		case err == nil:
+			s.Previous.SummarySHA256 = h
+		case !errors.Is(err, os.ErrNotExist):
+			return fmt.Errorf("chaining to the previous run: %w", err)
+		}
+	}
+	if info.Signer != nil {
+		s.SigningKey = Fingerprint(info.Signer.PublicKey())
+	}
 	js, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding the summary: %w", err)
 	}
+	js = append(js, '\n')
 	jsonPath, mdPath := SummaryPaths(dir, runID)
-	if err := writeFileAtomic(jsonPath, append(js, '\n')); err != nil {
+	sigPath := SigPath(jsonPath)
+	if info.Signer != nil {
+		sig, err := Sign(js, info.Signer)
+		if err != nil {
+			return err
+		}
+		if err := writeFileAtomic(sigPath, sig); err != nil {
+			return err
+		}
+	} else if err := os.Remove(sigPath); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing a stale signature: %w", err)
+	}
+	mdText, err := s.Markdown()
+	if err != nil {
 		return err
 	}
-	return writeFileAtomic(mdPath, s.Markdown())
+	if err := writeFileAtomic(mdPath, mdText); err != nil {
+		return err
+	}
+	page, err := s.HTML()
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(HTMLPath(dir, runID), page); err != nil {
+		return err
+	}
+	return writeFileAtomic(jsonPath, js)
 }
 
 // ReadSummary reads a {run_id}.summary.json.
