@@ -40,6 +40,22 @@ func (d *DB) UnfinishedRun(ctx context.Context) (*Run, error) {
 	return r, err
 }
 
+// RunBefore returns the run that started before run id (the one the
+// summaries chain it to), or nil for the first run.
+func (d *DB) RunBefore(ctx context.Context, id string) (*Run, error) {
+	row := d.db.QueryRowContext(ctx, `SELECT r.id, r.started_at, r.state, r.mode, r.input_key, r.stats
+		FROM runs r, runs me WHERE me.id = ? AND (r.started_at < me.started_at OR (r.started_at = me.started_at AND r.id < me.id))
+		ORDER BY r.started_at DESC, r.id DESC LIMIT 1`, id)
+	r, err := scanRun(row)
+	if err == sql.ErrNoRows {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("finding the run before %s: %w", id, err)
+	}
+	return r, nil
+}
+
 // Runs lists the latest runs, newest first.
 func (d *DB) Runs(ctx context.Context, limit int) ([]*Run, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT id, started_at, state, mode, input_key, stats FROM runs

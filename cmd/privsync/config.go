@@ -15,6 +15,8 @@ import (
 	"github.com/BurntSushi/toml"
 	"github.com/privsync/privsync"
 	"github.com/privsync/privsync/ingest"
+	"github.com/privsync/privsync/ledger/report"
+	"golang.org/x/crypto/ssh"
 )
 
 // Config is privsync.toml.
@@ -23,6 +25,13 @@ type Config struct {
 	ReportDir string                   `toml:"report_dir"`
 	Columns   map[string]string        `toml:"columns"`
 	Vendors   map[string]*VendorConfig `toml:"vendors"`
+
+	// The SSH key that signs each run's summary: an unencrypted Ed25519
+	// private key, from a file or an environment variable.
+	SigningKeyFile string `toml:"signing_key_file"`
+	SigningKeyEnv  string `toml:"signing_key_env"`
+
+	signer ssh.Signer // resolved, never printed
 }
 
 // VendorConfig is one [vendors.NAME] table.
@@ -116,6 +125,9 @@ func loadConfig(path string, getenv func(string) string) (*Config, error) {
 		}
 		folded[strings.ToLower(name)] = name
 	}
+	if err := c.loadSigningKey(getenv); err != nil {
+		return nil, usageErr("config %s: %v", path, err)
+	}
 	days := map[int]string{}
 	for _, name := range c.VendorNames() {
 		v := c.Vendors[name]
@@ -136,6 +148,37 @@ func loadConfig(path string, getenv func(string) string) (*Config, error) {
 		return nil, usageErr("config %s: the sfmc vendors have different suppression_days; privsync supports one window for all sfmc accounts", path)
 	}
 	return &c, nil
+}
+
+// loadSigningKey reads the signing key named by signing_key_file or
+// signing_key_env, if any. Errors name the config key, never the key.
+func (c *Config) loadSigningKey(getenv func(string) string) error {
+	var pem []byte
+	var from string
+	switch {
+	case c.SigningKeyFile != "" && c.SigningKeyEnv != "":
+		return fmt.Errorf("give signing_key_file or signing_key_env, not both")
+	case c.SigningKeyFile != "":
+		b, err := os.ReadFile(c.SigningKeyFile)
+		if err != nil {
+			return fmt.Errorf("signing_key_file: %w", err)
+		}
+		pem, from = b, "signing_key_file "+c.SigningKeyFile
+	case c.SigningKeyEnv != "":
+		v := getenv(c.SigningKeyEnv)
+		if v == "" {
+			return fmt.Errorf("signing_key_env: environment variable %s is not set", c.SigningKeyEnv)
+		}
+		pem, from = []byte(v), "signing_key_env "+c.SigningKeyEnv
+	default:
+		return nil
+	}
+	signer, err := report.ParseSigningKey(pem)
+	if err != nil {
+		return fmt.Errorf("%s: %w", from, err)
+	}
+	c.signer = signer
+	return nil
 }
 
 // VendorNames returns the configured vendor names, sorted.

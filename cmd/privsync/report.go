@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"math"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -15,9 +18,14 @@ import (
 )
 
 const reportUsage = `Usage:
-  privsync report verify [--summary FILE] FILE
+  privsync report verify [--summary FILE] [--allowed-signers FILE] FILE
       check a report's hash chain (and its row count and final hash
-      against the run's summary); exit 0 valid, 1 broken
+      against the run's summary, and the summary's signature); exit 0
+      valid, 1 broken
+  privsync report verify --all DIR [--allowed-signers FILE] [--ledger FILE]
+      check every report and summary of a report directory and the chain
+      of runs; names any run missing, reordered or altered, and which
+      summaries are unsigned
   privsync report export --run ID | --subject ID [--format csv|jsonl] [--ledger FILE] [--config FILE]
       everything the ledger knows about one run, or about one subject
       across runs, on standard output
@@ -33,7 +41,7 @@ func (m *Main) report(ctx context.Context, args []string) error {
 	}
 	switch args[0] {
 	case "verify":
-		return m.reportVerify(args[1:])
+		return m.reportVerify(ctx, args[1:])
 	case "export":
 		return m.reportExport(ctx, args[1:])
 	case "-h", "--help", "help":
@@ -44,16 +52,40 @@ func (m *Main) report(ctx context.Context, args []string) error {
 	return usageErr("report: unknown subcommand %q (use verify or export)", args[0])
 }
 
-// reportVerify is `privsync report verify FILE`.
-func (m *Main) reportVerify(args []string) error {
-	var summary string
-	fs := m.flagSet("report verify", "report verify [--summary FILE] FILE")
+// reportVerify is `privsync report verify FILE` and `--all DIR`.
+func (m *Main) reportVerify(ctx context.Context, args []string) error {
+	var summary, signersPath, all, ledgerPath string
+	fs := m.flagSet("report verify", "report verify [--summary FILE] [--allowed-signers FILE] FILE | --all DIR")
 	fs.StringVar(&summary, "summary", "", "the run's summary `file` to compare the row count and final hash with (default: FILE's {run_id}.summary.json beside it, if present)")
+	fs.StringVar(&signersPath, "allowed-signers", "", "OpenSSH allowed-signers `file` (as for ssh-keygen -Y verify): the summaries must be signed by a key it allows")
+	fs.StringVar(&all, "all", "", "check every report and summary of the report `directory`, and the chain of runs")
+	fs.StringVar(&ledgerPath, "ledger", "", "with --all: the ledger `file`, whose finished runs must all be in the directory (catches a removed newest run)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	var allowed *report.AllowedSigners
+	if signersPath != "" {
+		f, err := os.Open(signersPath)
+		if err != nil {
+			return usageErr("report verify: --allowed-signers: %v", err)
+		}
+		allowed, err = report.ParseAllowedSigners(f)
+		f.Close()
+		if err != nil {
+			return usageErr("report verify: --allowed-signers %s: %v", signersPath, err)
+		}
+	}
+	if all != "" {
+		if fs.NArg() != 0 || summary != "" {
+			return usageErr("report verify --all DIR takes no report FILE and no --summary")
+		}
+		return m.verifyDir(ctx, all, allowed, ledgerPath)
+	}
+	if ledgerPath != "" {
+		return usageErr("report verify: --ledger goes with --all")
+	}
 	if fs.NArg() != 1 {
-		return usageErr("report verify: give exactly one report FILE")
+		return usageErr("report verify: give exactly one report FILE, or --all DIR")
 	}
 	path := fs.Arg(0)
 	f, err := os.Open(path)
@@ -75,24 +107,134 @@ func (m *Main) reportVerify(args []string) error {
 		summary = strings.TrimSuffix(path, ".csv") + ".summary.json"
 	}
 	if summary == "" {
+		if allowed != nil {
+			return withCode(ExitFailure, fmt.Errorf("%s has no summary to check a signature of: give --summary FILE", path))
+		}
 		return nil
 	}
-	s, err := report.ReadSummary(summary)
+	raw, err := os.ReadFile(summary)
 	if err != nil {
-		if !explicit && isNotExist(err) {
-			fmt.Fprintf(m.Stdout, "no summary beside it: compare the row count and final hash with the run's summary by hand\n")
-			return nil
-		}
-		if isNotExist(err) {
+		switch {
+		case !isNotExist(err):
+			return withCode(ExitFailure, fmt.Errorf("reading the summary: %w", err))
+		case explicit:
 			return usageErr("report verify: %v", err)
+		case allowed != nil:
+			return withCode(ExitFailure, fmt.Errorf("no summary beside %s: nothing signed to check", path))
 		}
-		return withCode(ExitFailure, err)
+		fmt.Fprintf(m.Stdout, "no summary beside it: compare the row count and final hash with the run's summary by hand\n")
+		return nil
+	}
+	var s report.Summary
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return withCode(ExitFailure, fmt.Errorf("reading the summary %s: %w", summary, err))
 	}
 	if s.Report.Rows != int64(rows) || s.Report.FinalHash != final {
 		return withCode(ExitFailure, fmt.Errorf("%s does NOT match its summary %s: the summary records %d rows ending with hash %s (rows were removed from, or added to, the end of the report)",
 			path, summary, s.Report.Rows, s.Report.FinalHash))
 	}
 	fmt.Fprintf(m.Stdout, "matches its summary %s\n", summary)
+	return m.verifySignature(summary, raw, &s, allowed)
+}
+
+// verifySignature checks a summary's signature file, when there is one or
+// allowed signers were given.
+func (m *Main) verifySignature(summary string, raw []byte, s *report.Summary, allowed *report.AllowedSigners) error {
+	sig, err := os.ReadFile(report.SigPath(summary))
+	switch {
+	case isNotExist(err) && s.SigningKey != "":
+		return withCode(ExitFailure, fmt.Errorf("the summary %s says it was signed by %s, but its signature %s is missing", summary, s.SigningKey, report.SigPath(summary)))
+	case isNotExist(err) && allowed != nil:
+		return withCode(ExitFailure, fmt.Errorf("the summary %s is NOT signed", summary))
+	case isNotExist(err):
+		fmt.Fprintf(m.Stdout, "the summary is not signed\n")
+		return nil
+	case err != nil:
+		return withCode(ExitFailure, fmt.Errorf("reading the signature: %w", err))
+	}
+	c, err := report.CheckSignature(raw, sig, allowed)
+	if err != nil {
+		return withCode(ExitFailure, fmt.Errorf("the summary %s is NOT validly signed: %w", summary, err))
+	}
+	if s.SigningKey != "" && s.SigningKey != c.Key {
+		return withCode(ExitFailure, fmt.Errorf("the summary %s is signed by %s, but names %s", summary, c.Key, s.SigningKey))
+	}
+	if allowed == nil {
+		fmt.Fprintf(m.Stdout, "signed by %s (give --allowed-signers FILE to check that key is yours)\n", c.Key)
+		return nil
+	}
+	fmt.Fprintf(m.Stdout, "good signature by %s (%s)\n", strings.Join(c.Principals, ", "), c.Key)
+	return nil
+}
+
+// verifyDir is `privsync report verify --all DIR`.
+func (m *Main) verifyDir(ctx context.Context, dir string, allowed *report.AllowedSigners, ledgerPath string) error {
+	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return usageErr("report verify --all: %s is not a directory", dir)
+	}
+	opt := report.DirOptions{Allowed: allowed}
+	if ledgerPath != "" {
+		db, err := ledger.OpenReadOnly(ctx, ledgerPath)
+		if err != nil {
+			if isNotExist(err) {
+				return usageErr("report verify: the ledger %s does not exist", ledgerPath)
+			}
+			return err
+		}
+		runs, err := db.Runs(ctx, math.MaxInt32)
+		db.Close()
+		if err != nil {
+			return err
+		}
+		for _, r := range runs {
+			if r.State == ledger.RunFinished {
+				opt.Expected = append(opt.Expected, r.ID)
+			}
+		}
+	}
+	d, err := report.VerifyDir(dir, opt)
+	if err != nil {
+		return fmt.Errorf("report verify --all: %w", err)
+	}
+	for _, r := range d.Runs {
+		line := r.RunID
+		switch {
+		case r.Report && r.FinalHash != "":
+			line += fmt.Sprintf(": %d rows, final hash %s", r.Rows, r.FinalHash)
+		case !r.Report:
+			line += ": no report"
+		default:
+			line += ": report NOT valid"
+		}
+		switch {
+		case r.Summary == nil:
+			line += "; no summary"
+		case r.Signature != nil && r.Signature.Principals != nil:
+			line += fmt.Sprintf("; signed by %s (%s)", strings.Join(r.Signature.Principals, ", "), r.Signature.Key)
+		case r.Signature != nil:
+			line += fmt.Sprintf("; signed by %s (not checked: no --allowed-signers)", r.Signature.Key)
+		case slices.Contains(d.Unsigned, r.RunID):
+			line += "; unsigned"
+		default:
+			line += "; bad signature"
+		}
+		fmt.Fprintln(m.Stdout, line)
+	}
+	if len(d.Unsigned) > 0 {
+		fmt.Fprintf(m.Stdout, "%d of %d summaries are unsigned: %s\n", len(d.Unsigned), len(d.Runs), strings.Join(d.Unsigned, ", "))
+	}
+	if !d.OK() {
+		return withCode(ExitFailure, fmt.Errorf("%s does NOT verify (%d problems):\n  %s", dir, len(d.Problems), strings.Join(d.Problems, "\n  ")))
+	}
+	if d.Latest == nil {
+		fmt.Fprintf(m.Stdout, "%s: no summary to check\n", dir)
+		return nil
+	}
+	fmt.Fprintf(m.Stdout, "%s: valid, %d runs in one chain; the newest is %s, final hash %s", dir, len(d.Runs), d.Latest.RunID, d.Latest.FinalHash)
+	if ledgerPath == "" {
+		fmt.Fprintf(m.Stdout, " (removing the newest run leaves no trace here: compare with the ledger, --ledger FILE, or with its final hash kept apart)")
+	}
+	fmt.Fprintln(m.Stdout)
 	return nil
 }
 

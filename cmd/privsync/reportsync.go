@@ -8,6 +8,7 @@ import (
 
 	"github.com/privsync/privsync/ledger"
 	"github.com/privsync/privsync/ledger/report"
+	"golang.org/x/crypto/ssh"
 )
 
 // reportSync keeps a run's audit report in step with the ledger: events
@@ -20,6 +21,8 @@ type reportSync struct {
 	dir   string
 	runID string
 	path  string
+	// signer signs the summaries; nil leaves them unsigned.
+	signer ssh.Signer
 }
 
 func openReport(dir, runID string, db *ledger.DB) (*reportSync, error) {
@@ -38,10 +41,25 @@ func (r *reportSync) sync(ctx context.Context) error {
 	return nil
 }
 
-// finish brings the report up to date and writes the run's summaries.
+// finish brings the report up to date and writes the run's summaries,
+// chained to the run before it. That run's summary is written first if it
+// has a report but no summary yet (a run killed and superseded).
 func (r *reportSync) finish(ctx context.Context, run *ledger.Run) error {
+	return r.finishChained(ctx, run, true)
+}
+
+func (r *reportSync) finishChained(ctx context.Context, run *ledger.Run, catchUp bool) error {
 	if err := r.sync(ctx); err != nil {
 		return err
+	}
+	prev, err := r.db.RunBefore(ctx, run.ID)
+	if err != nil {
+		return err
+	}
+	if prev != nil && catchUp && prev.State == ledger.RunFinished {
+		if err := writeMissingSummary(ctx, r.db, r.dir, prev, r.signer); err != nil {
+			return err
+		}
 	}
 	raw, err := r.db.RunInputs(ctx, run.ID)
 	if err != nil {
@@ -51,7 +69,10 @@ func (r *reportSync) finish(ctx context.Context, run *ledger.Run) error {
 	if err != nil {
 		return err
 	}
-	info := report.SummaryInfo{Mode: run.Mode, StartedAt: run.StartedAt, FinishedAt: time.Now().UTC(), Inputs: inputs}
+	info := report.SummaryInfo{Mode: run.Mode, StartedAt: run.StartedAt, FinishedAt: time.Now().UTC(), Inputs: inputs, Signer: r.signer}
+	if prev != nil {
+		info.PreviousRun = prev.ID
+	}
 	if err := report.WriteSummary(ctx, r.dir, run.ID, r.db, info); err != nil {
 		return fmt.Errorf("writing the run's summary: %w", err)
 	}
@@ -63,7 +84,7 @@ func (r *reportSync) close() { r.w.Close() }
 // catchUpLastReport completes the report (and summaries) of the latest
 // finished run, in case the process was killed after the ledger closed the
 // run but before its files were written.
-func catchUpLastReport(ctx context.Context, db *ledger.DB, dir string) error {
+func catchUpLastReport(ctx context.Context, db *ledger.DB, dir string, signer ssh.Signer) error {
 	runs, err := db.Runs(ctx, 1)
 	if err != nil || len(runs) == 0 || runs[0].State != ledger.RunFinished {
 		return err
@@ -73,9 +94,30 @@ func catchUpLastReport(ctx context.Context, db *ledger.DB, dir string) error {
 		return err
 	}
 	defer rep.close()
+	rep.signer = signer
 	jsonPath, _ := report.SummaryPaths(dir, runs[0].ID)
 	if _, err := os.Stat(jsonPath); err == nil {
 		return nil
 	}
 	return rep.finish(ctx, runs[0])
+}
+
+// writeMissingSummary writes the summary of a finished run whose report
+// is in dir but whose summary is not, so that the next run can chain to it.
+// A run whose report is gone too is left alone: the chain then names it.
+func writeMissingSummary(ctx context.Context, db *ledger.DB, dir string, run *ledger.Run, signer ssh.Signer) error {
+	jsonPath, _ := report.SummaryPaths(dir, run.ID)
+	if _, err := os.Stat(jsonPath); err == nil {
+		return nil
+	}
+	if _, err := os.Stat(report.Path(dir, run.ID)); err != nil {
+		return nil
+	}
+	rep, err := openReport(dir, run.ID, db)
+	if err != nil {
+		return err
+	}
+	defer rep.close()
+	rep.signer = signer
+	return rep.finishChained(ctx, run, false)
 }

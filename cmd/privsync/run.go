@@ -53,7 +53,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	if err != nil {
 		return withCode(ExitUsage, err)
 	}
-	if err := catchUpLastReport(ctx, db, c.reportDir); err != nil {
+	if err := catchUpLastReport(ctx, db, c.reportDir, c.cfg.signer); err != nil {
 		return err
 	}
 	prev, err := db.UnfinishedRun(ctx)
@@ -81,6 +81,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 		return err
 	}
 	defer rep.close()
+	rep.signer = c.cfg.signer
 
 	vendors, err := c.connectors(ctx)
 	if err != nil {

@@ -114,6 +114,7 @@ func (m *Main) pollNow(ctx context.Context, c *common, db *ledger.DB, wait time.
 		return err
 	}
 	defer rep.close()
+	rep.signer = c.cfg.signer
 	if _, err := m.executeWith(ctx, c, db, vendors, run.ID, wait, rep, true); err != nil {
 		return err
 	}

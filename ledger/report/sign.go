@@ -54,7 +54,7 @@ func Sign(data []byte, signer ssh.Signer) ([]byte, error) {
 
 // Fingerprint is how privsync names a public key: as ssh-keygen -l does.
 func Fingerprint(k ssh.PublicKey) string {
-	return strings.TrimPrefix(k.Type(), "ssh-") + " " + ssh.FingerprintSHA256(k)
+	return strings.ToUpper(strings.TrimPrefix(k.Type(), "ssh-")) + " " + ssh.FingerprintSHA256(k)
 }
 
 // AllowedSigner is one line of an allowed-signers file.
