@@ -83,8 +83,13 @@ func VerifyDir(dir string, opt DirOptions) (*DirCheck, error) {
 			get(strings.TrimSuffix(name, ".csv")).Report = true
 		}
 	}
-	d := &DirCheck{}
+	d := &DirCheck{Runs: make([]*RunCheck, 0, len(runs))}
 	for _, r := range runs {
+		d.Runs = append(d.Runs, r)
+	}
+	// Run ids begin with their start time (UTC, to the second).
+	slices.SortFunc(d.Runs, func(a, b *RunCheck) int { return cmp.Compare(a.RunID, b.RunID) })
+	for _, r := range d.Runs {
 		b, err := d.checkRun(dir, r, opt.Allowed)
 		if err != nil {
 			return nil, err
@@ -93,12 +98,7 @@ func VerifyDir(dir string, opt DirOptions) (*DirCheck, error) {
 			raw[r.RunID] = b
 		}
 	}
-	d.Runs = make([]*RunCheck, 0, len(runs))
-	for _, r := range runs {
-		d.Runs = append(d.Runs, r)
-	}
-	// Run ids begin with their start time (UTC, to the second).
-	slices.SortFunc(d.Runs, func(a, b *RunCheck) int { return cmp.Compare(a.RunID, b.RunID) })
+	slices.Sort(d.Unsigned)
 	d.checkChain(runs, raw)
 	for _, id := range opt.Expected {
 		if runs[id] == nil {
@@ -226,9 +226,9 @@ func (d *DirCheck) checkChain(runs map[string]*RunCheck, raw map[string][]byte) 
 			if h := hex.EncodeToString(sum[:]); h != s.Previous.SummarySHA256 {
 				d.problem(p, "was altered: its summary's SHA-256 is %s, but run %s recorded %s when it ended", h, r.RunID, s.Previous.SummarySHA256)
 			}
-			if prev.Summary != nil && !r.StartedAt.IsZero() && r.StartedAt.Before(prev.StartedAt) {
-				d.problem(r.RunID, "is out of order: it started at %s, before run %s (%s), which it names as the run before it",
-					s.StartedAt, p, prev.Summary.StartedAt)
+			// Run ids begin with their start time: the chain must agree.
+			if p >= r.RunID || (prev.Summary != nil && !r.StartedAt.IsZero() && r.StartedAt.Before(prev.StartedAt)) {
+				d.problem(r.RunID, "is out of order: it names run %s as the run before it, but that run started after it", p)
 			}
 		}
 	}
