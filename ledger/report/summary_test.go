@@ -47,6 +47,12 @@ func TestWriteSummary(t *testing.T) {
 	}
 	golden(t, "summary.golden.json", js)
 	golden(t, "summary.golden.md", mdText)
+	page, err := os.ReadFile(HTMLPath(dir, testRun))
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "summary.golden.html", page)
+	checkSelfContained(t, page)
 
 	// The summary describes the report beside it, which it completed.
 	csvBytes, err := os.ReadFile(Path(dir, testRun))
@@ -85,7 +91,7 @@ func TestWriteSummary(t *testing.T) {
 	// Subject ids stay out of the summary.
 	for _, e := range evs {
 		id := strings.TrimSpace(e.SubjectID)
-		if len(id) > 3 && (bytes.Contains(js, []byte(id)) || bytes.Contains(mdText, []byte(id))) {
+		if len(id) > 3 && (bytes.Contains(js, []byte(id)) || bytes.Contains(mdText, []byte(id)) || bytes.Contains(page, []byte(id))) {
 			t.Errorf("the summary names subject %q", id)
 		}
 	}
@@ -258,5 +264,22 @@ func TestRealLedger(t *testing.T) {
 	b, _ := os.ReadFile(Path(reports, run.ID))
 	if !bytes.Contains(b, []byte(`'=cmd|' /C calc'!A0`)) {
 		t.Errorf("the formula subject is not quoted:\n%s", b)
+	}
+}
+
+// checkSelfContained fails unless page is one HTML document that loads
+// nothing: no script, stylesheet, image, font or frame from elsewhere.
+func checkSelfContained(t *testing.T, page []byte) {
+	t.Helper()
+	lower := strings.ToLower(string(page))
+	for _, bad := range []string{"<script", "<link", "<img", "<iframe", "<object", "<embed", " src=", " href=", "url(", "@import", "javascript:"} {
+		if strings.Contains(lower, bad) {
+			t.Errorf("the HTML summary is not self-contained: it has %q", bad)
+		}
+	}
+	for _, want := range []string{"<!doctype html>", "<svg ", "@page", "</html>"} {
+		if !strings.Contains(lower, want) {
+			t.Errorf("the HTML summary has no %q", want)
+		}
 	}
 }

@@ -112,6 +112,7 @@ type chart struct {
 type chartBar struct {
 	Vendor   string
 	Y, TextY int
+	EndX     float64 // where the bar ends: its total is written after it
 	Total    int64
 	Segments []chartSegment
 }
@@ -220,6 +221,7 @@ func (v *summaryView) chart() chart {
 			b.Segments = append(b.Segments, chartSegment{X: x, W: w, Colour: colourOf(o), Outcome: o, Count: n})
 			x += w
 		}
+		b.EndX = x + 6
 		c.Bars = append(c.Bars, b)
 		y += barHeight + gap
 	}
