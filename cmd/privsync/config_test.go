@@ -29,6 +29,10 @@ func TestLoadConfigErrorsNameTheKey(t *testing.T) {
 		{"unknown column", "[columns]\nemail = \"e\"\n" + sfmc, "[columns] email is not a column"},
 		{"two sfmc windows", sfmc + "suppression_days = 10\n[vendors.sfmc2]\nkind = \"sfmc\"\ncustomer_mid = \"2\"\napi_key_env = \"K\"\n", "different suppression_days"},
 		{"bad toml", "[vendors.sfmc\n", "reading config"},
+		{"signing key twice", "signing_key_env = \"K\"\nsigning_key_file = \"/x\"\n" + sfmc, "give signing_key_file or signing_key_env, not both"},
+		{"signing key env unset", "signing_key_env = \"NOT_SET\"\n" + sfmc, "signing_key_env: environment variable NOT_SET is not set"},
+		{"signing key file missing", "signing_key_file = \"/nonexistent/key\"\n" + sfmc, "signing_key_file:"},
+		{"signing key not a key", "signing_key_env = \"K\"\n" + sfmc, "signing_key_env K: the signing key is not an OpenSSH private key"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
