@@ -34,7 +34,7 @@ cp "$html" "$out/summary-example.html"
 
 flags=(--headless --no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking
   --disable-component-update --disable-sync --user-data-dir="$profile" --hide-scrollbars)
-"$chromium" "${flags[@]}" --window-size=1000,2600 --screenshot="$out/summary-example.png" "file://$out/summary-example.html" 2>/dev/null
+"$chromium" "${flags[@]}" --window-size=1000,2900 --screenshot="$out/summary-example.png" "file://$out/summary-example.html" 2>/dev/null
 "$chromium" "${flags[@]}" --no-pdf-header-footer --print-to-pdf="$out/summary-example.pdf" "file://$out/summary-example.html" 2>/dev/null
 if command -v pdftoppm >/dev/null; then
   pdftoppm -png -r 60 "$out/summary-example.pdf" "$out/summary-print"

@@ -65,7 +65,8 @@ Usage:
   privsync plan   [flags] INPUT...     dry run: what would be sent, per vendor and operation
   privsync run    [flags] INPUT...     resume leftovers, plan, execute, report
   privsync status [flags]              runs and pending batches; --poll asks the vendors now
-  privsync report verify FILE          check a report's hash chain
+  privsync report verify FILE          check a report's hash chain, its summary and signature
+  privsync report verify --all DIR     check every run of a report directory and the chain between them
   privsync report export --run ID | --subject ID [--format csv|jsonl]
 
 INPUT is a .csv or .parquet file, a directory of them (read recursively), or

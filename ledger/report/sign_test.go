@@ -103,6 +103,16 @@ func TestSignedSummaryVerifies(t *testing.T) {
 	if s.SigningKey != c.Key {
 		t.Errorf("the summary names key %q, signed by %q", s.SigningKey, c.Key)
 	}
+	// The summaries for people say how to check it, with the exact names.
+	keygen := "ssh-keygen -Y verify -f allowed_signers -I privacy@company -n privsync-report -s " + testRun + ".summary.json.sig "
+	mdText, _ := os.ReadFile(filepath.Join(dir, testRun+".summary.md"))
+	page, _ := os.ReadFile(HTMLPath(dir, testRun))
+	if !bytes.Contains(mdText, []byte(keygen+"< "+testRun+".summary.json")) || !bytes.Contains(mdText, []byte("signed with the "+c.Key+" SSH key")) {
+		t.Errorf("the Markdown summary does not say how to check its signature:\n%s", mdText)
+	}
+	if !bytes.Contains(page, []byte(keygen+"&lt; "+testRun+".summary.json")) || !bytes.Contains(page, []byte(`<span class="status ok">signed</span>`)) {
+		t.Errorf("the HTML summary does not say how to check its signature")
+	}
 
 	// One byte changed in the summary.
 	edited := bytes.Replace(js, []byte(`"rows": 3`), []byte(`"rows": 2`), 1)
