@@ -21,7 +21,10 @@ type RunCheck struct {
 	Report    bool      // {run_id}.csv is there
 	Rows      int       // rows of the report that verified
 	FinalHash string
-	Summary   *Summary        // nil if there is none (or it does not parse)
+	Summary   *Summary // nil if there is none (or it does not parse)
+	// Unchained is set for a summary written before privsync chained runs
+	// (it has no "previous" at all): it starts no chain of its own.
+	Unchained bool
 	Signature *SignatureCheck // nil if unsigned or the signature is bad
 	Problems  []string
 }
@@ -154,9 +157,14 @@ func (d *DirCheck) checkRun(dir string, r *RunCheck, allowed *AllowedSigners) ([
 		return nil, fmt.Errorf("reading a summary: %w", err)
 	}
 	var s Summary
+	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(b, &s); err != nil {
 		d.problem(r.RunID, "was altered: its summary is not valid JSON: %v", err)
 		return b, nil
+	}
+	if err := json.Unmarshal(b, &keys); err == nil {
+		_, chained := keys["previous"]
+		r.Unchained = !chained
 	}
 	r.Summary = &s
 	r.StartedAt, _ = time.Parse(time.RFC3339, s.StartedAt)
@@ -208,7 +216,9 @@ func (d *DirCheck) checkChain(runs map[string]*RunCheck, raw map[string][]byte) 
 			continue
 		}
 		if s.Previous == nil {
-			first = append(first, r.RunID)
+			if !r.Unchained {
+				first = append(first, r.RunID)
+			}
 			continue
 		}
 		p := s.Previous.RunID

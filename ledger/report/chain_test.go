@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -212,4 +213,38 @@ func TestVerifyDirReorderedAndForked(t *testing.T) {
 	writeRuns(t, dir, nil, chainRuns[0])
 	writeRuns(t, dir, nil, chainRuns[1])
 	wantProblems(t, verifyDir(t, dir, DirOptions{}), "run "+chainRuns[1]+" says it is the first run")
+}
+
+// TestVerifyDirOlderSummaries: summaries written before privsync chained
+// runs have no "previous"; they start no chain, and the first chained run
+// links to the last of them.
+func TestVerifyDirOlderSummaries(t *testing.T) {
+	dir := t.TempDir()
+	writeRuns(t, dir, nil, chainRuns[0])
+	writeRuns(t, dir, nil, chainRuns[1])
+	for _, run := range chainRuns[:2] {
+		path, _ := SummaryPaths(dir, run)
+		var s map[string]any
+		b, _ := os.ReadFile(path)
+		if err := json.Unmarshal(b, &s); err != nil {
+			t.Fatal(err)
+		}
+		delete(s, "previous")
+		b, _ = json.MarshalIndent(s, "", "  ")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info := SummaryInfo{Mode: "incremental", PreviousRun: chainRuns[1]}
+	if err := WriteSummary(context.Background(), dir, chainRuns[2], &fakeSource{events: runEvents(chainRuns[2], 2)}, info); err != nil {
+		t.Fatal(err)
+	}
+	d := verifyDir(t, dir, DirOptions{})
+	wantProblems(t, d)
+	if len(d.Runs) != 3 || !d.Runs[0].Unchained || !d.Runs[1].Unchained || d.Runs[2].Unchained {
+		t.Fatalf("runs: %+v %+v %+v", d.Runs[0], d.Runs[1], d.Runs[2])
+	}
+	// The chained run still vouches for the older summary before it.
+	forge(t, dir, chainRuns[1], "completed", "failed")
+	wantProblems(t, verifyDir(t, dir, DirOptions{}), "run "+chainRuns[1]+" was altered")
 }
