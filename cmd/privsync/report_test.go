@@ -217,3 +217,61 @@ func TestReportExportDefaultLedger(t *testing.T) {
 }
 
 func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// TestFinishChainsASupersededRun: a run killed and superseded by a run on
+// another input has a report but no summary; when the later run ends, the
+// earlier one's summary is written first, so the later one chains to it.
+func TestFinishChainsASupersededRun(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	reports := filepath.Join(dir, "reports")
+	db, err := ledger.Open(ctx, filepath.Join(dir, "privsync.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	start := time.Date(2026, 11, 23, 6, 0, 0, 0, time.UTC)
+	runs := []*ledger.Run{{ID: "20261123T060000Z-aaaa", StartedAt: start, Mode: "incremental"},
+		{ID: "20261123T070000Z-bbbb", StartedAt: start.Add(time.Hour), Mode: "incremental"}}
+	for i, run := range runs {
+		if err := db.StartRun(ctx, run, []any{}); err != nil {
+			t.Fatal(err)
+		}
+		err := db.WritePlan(ctx, run.ID, func(_ planner.Ledger, sink planner.Sink) error {
+			re := &privsync.RowError{File: "in.csv", Line: 2, Column: "vendor", Value: "acme", Reason: "unknown vendor", Vendor: "acme", SubjectID: "u-1"}
+			return sink.Reject(ctx, re, uint64(i+1))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := openReport(reports, run.ID, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 1 {
+			if err := rep.finish(ctx, run); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rep.close()
+		// The first run is killed here; the second supersedes it.
+		if err := db.SetRunState(ctx, run.ID, ledger.RunFinished, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, err := report.FileSHA256(filepath.Join(reports, runs[0].ID+".summary.json"))
+	if err != nil {
+		t.Fatalf("the superseded run has no summary: %v", err)
+	}
+	s, err := report.ReadSummary(filepath.Join(reports, runs[1].ID+".summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Previous == nil || s.Previous.RunID != runs[0].ID || s.Previous.SummarySHA256 != first {
+		t.Errorf("previous = %+v, want %s %s", s.Previous, runs[0].ID, first)
+	}
+	code, out, errOut := runReport(t, "verify", "--all", reports, "--ledger", filepath.Join(dir, "privsync.db"))
+	if code != ExitOK || !strings.Contains(out, "valid, 2 runs in one chain") {
+		t.Errorf("verify --all: exit %d\n%s%s", code, out, errOut)
+	}
+}
