@@ -23,8 +23,11 @@
 //
 // Writer appends to a report (Open, then Sync after each batch of
 // outcomes); Verify checks one; WriteSummary writes the run's
-// {run_id}.summary.json and .summary.md beside it; Exporter writes the
-// events of a run or of a subject for `privsync report export`.
+// {run_id}.summary.json beside it, chained to the previous run's summary
+// and signed (SSHSIG) when given a key, with its renderings for people,
+// .summary.md and .summary.html, from the embedded templates; VerifyDir
+// checks a whole report directory and the chain of runs; Exporter writes
+// the events of a run or of a subject for `privsync report export`.
 package report
 
 import (
