@@ -151,6 +151,9 @@ func TestE2ESignedRunsVerifyWithPrivsyncAndSSHKeygen(t *testing.T) {
 		if code != ExitOK || !strings.Contains(out, "matches its summary") || !strings.Contains(out, "good signature by privacy@company (ED25519 SHA256:") {
 			t.Errorf("report verify %s: exit %d\n%s%s", run, code, out, errOut)
 		}
+		if run == runs[1] && !strings.Contains(out, "chained to the previous run "+runs[0]) {
+			t.Errorf("report verify %s does not check its link to the run before:\n%s", run, out)
+		}
 	}
 	// The second run chains to the first.
 	var second struct {
@@ -210,6 +213,11 @@ func TestE2ESignedRunsVerifyWithPrivsyncAndSSHKeygen(t *testing.T) {
 		code, out, errOut = e.privsync(t, "report", "verify", "--allowed-signers", e.allowed, csvPath)
 		if code != ExitFailure || !strings.Contains(errOut, "NOT validly signed") {
 			t.Errorf("verify --allowed-signers of the forged run: exit %d\n%s%s", code, out, errOut)
+		}
+		// The next run, checked alone, sees its predecessor was altered.
+		code, out, errOut = e.privsync(t, "report", "verify", filepath.Join(dir, runs[1]+".csv"))
+		if code != ExitFailure || !strings.Contains(errOut, "the previous run's summary") || !strings.Contains(errOut, "was altered") {
+			t.Errorf("verify of the run after the forgery: exit %d\n%s%s", code, out, errOut)
 		}
 		if out, err := e.keygenVerify(t, dir, runs[0]); err == nil {
 			t.Errorf("ssh-keygen verified the forged summary:\n%s", out)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -134,7 +135,32 @@ func (m *Main) reportVerify(ctx context.Context, args []string) error {
 			path, summary, s.Report.Rows, s.Report.FinalHash))
 	}
 	fmt.Fprintf(m.Stdout, "matches its summary %s\n", summary)
-	return m.verifySignature(summary, raw, &s, allowed)
+	if err := m.verifySignature(summary, raw, &s, allowed); err != nil {
+		return err
+	}
+	return m.verifyPrevious(summary, &s)
+}
+
+// verifyPrevious checks a summary's link to the run before it, when that
+// run's summary is beside it.
+func (m *Main) verifyPrevious(summary string, s *report.Summary) error {
+	if s.Previous == nil {
+		return nil
+	}
+	prev, _ := report.SummaryPaths(filepath.Dir(summary), s.Previous.RunID)
+	h, err := report.FileSHA256(prev)
+	switch {
+	case isNotExist(err):
+		fmt.Fprintf(m.Stdout, "the previous run %s is not beside it: check the chain of runs with --all DIR\n", s.Previous.RunID)
+		return nil
+	case err != nil:
+		return withCode(ExitFailure, err)
+	case h != s.Previous.SummarySHA256:
+		return withCode(ExitFailure, fmt.Errorf("the previous run's summary %s was altered: its SHA-256 is %s, the summary %s recorded %s",
+			prev, h, summary, s.Previous.SummarySHA256))
+	}
+	fmt.Fprintf(m.Stdout, "chained to the previous run %s (its summary is unchanged)\n", s.Previous.RunID)
+	return nil
 }
 
 // verifySignature checks a summary's signature file, when there is one or
