@@ -173,7 +173,7 @@ func TestVerifyDirNamesMissingRuns(t *testing.T) {
 	dir = t.TempDir()
 	writeRuns(t, dir, nil, chainRuns...)
 	os.Remove(filepath.Join(dir, chainRuns[0]+".summary.json"))
-	wantProblems(t, verifyDir(t, dir, DirOptions{}), "run "+chainRuns[0]+" has a report but no summary",
+	wantProblems(t, verifyDir(t, dir, DirOptions{}), "run "+chainRuns[0]+" has no summary, and a later run exists",
 		"run "+chainRuns[0]+" is missing its summary: run "+chainRuns[1]+" recorded its SHA-256")
 }
 
