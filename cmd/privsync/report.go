@@ -88,7 +88,12 @@ func (m *Main) reportVerify(ctx context.Context, args []string) error {
 	if fs.NArg() != 1 {
 		return usageErr("report verify: give exactly one report FILE, or --all DIR")
 	}
-	path := fs.Arg(0)
+	return m.verifyReport(fs.Arg(0), summary, allowed)
+}
+
+// verifyReport checks one report, its summary (summary, or the one beside
+// it), the summary's signature and its link to the previous run.
+func (m *Main) verifyReport(path, summary string, allowed *report.AllowedSigners) error {
 	f, err := os.Open(path)
 	if err != nil {
 		if isNotExist(err) {
@@ -193,6 +198,53 @@ func (m *Main) verifySignature(summary string, raw []byte, s *report.Summary, al
 	return nil
 }
 
+// finishedRuns lists the finished runs of a ledger.
+func finishedRuns(ctx context.Context, ledgerPath string) ([]string, error) {
+	db, err := ledger.OpenReadOnly(ctx, ledgerPath)
+	if err != nil {
+		if isNotExist(err) {
+			return nil, usageErr("report verify: the ledger %s does not exist", ledgerPath)
+		}
+		return nil, err
+	}
+	defer db.Close()
+	runs, err := db.Runs(ctx, math.MaxInt32)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, r := range runs {
+		if r.State == ledger.RunFinished {
+			ids = append(ids, r.ID)
+		}
+	}
+	return ids, nil
+}
+
+// runLine is one run's line in verify --all's listing.
+func runLine(r *report.RunCheck, unsigned bool) string {
+	line := r.RunID
+	switch {
+	case r.Report && r.FinalHash != "":
+		line += fmt.Sprintf(": %d rows, final hash %s", r.Rows, r.FinalHash)
+	case !r.Report:
+		line += ": no report"
+	default:
+		line += ": report NOT valid"
+	}
+	switch {
+	case r.Summary == nil:
+		return line + "; no summary"
+	case r.Signature != nil && r.Signature.Principals != nil:
+		return line + fmt.Sprintf("; signed by %s (%s)", strings.Join(r.Signature.Principals, ", "), r.Signature.Key)
+	case r.Signature != nil:
+		return line + fmt.Sprintf("; signed by %s (not checked: no --allowed-signers)", r.Signature.Key)
+	case unsigned:
+		return line + "; unsigned"
+	}
+	return line + "; bad signature"
+}
+
 // verifyDir is `privsync report verify --all DIR`.
 func (m *Main) verifyDir(ctx context.Context, dir string, allowed *report.AllowedSigners, ledgerPath string) error {
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
@@ -200,22 +252,9 @@ func (m *Main) verifyDir(ctx context.Context, dir string, allowed *report.Allowe
 	}
 	opt := report.DirOptions{Allowed: allowed}
 	if ledgerPath != "" {
-		db, err := ledger.OpenReadOnly(ctx, ledgerPath)
-		if err != nil {
-			if isNotExist(err) {
-				return usageErr("report verify: the ledger %s does not exist", ledgerPath)
-			}
+		var err error
+		if opt.Expected, err = finishedRuns(ctx, ledgerPath); err != nil {
 			return err
-		}
-		runs, err := db.Runs(ctx, math.MaxInt32)
-		db.Close()
-		if err != nil {
-			return err
-		}
-		for _, r := range runs {
-			if r.State == ledger.RunFinished {
-				opt.Expected = append(opt.Expected, r.ID)
-			}
 		}
 	}
 	d, err := report.VerifyDir(dir, opt)
@@ -223,28 +262,7 @@ func (m *Main) verifyDir(ctx context.Context, dir string, allowed *report.Allowe
 		return fmt.Errorf("report verify --all: %w", err)
 	}
 	for _, r := range d.Runs {
-		line := r.RunID
-		switch {
-		case r.Report && r.FinalHash != "":
-			line += fmt.Sprintf(": %d rows, final hash %s", r.Rows, r.FinalHash)
-		case !r.Report:
-			line += ": no report"
-		default:
-			line += ": report NOT valid"
-		}
-		switch {
-		case r.Summary == nil:
-			line += "; no summary"
-		case r.Signature != nil && r.Signature.Principals != nil:
-			line += fmt.Sprintf("; signed by %s (%s)", strings.Join(r.Signature.Principals, ", "), r.Signature.Key)
-		case r.Signature != nil:
-			line += fmt.Sprintf("; signed by %s (not checked: no --allowed-signers)", r.Signature.Key)
-		case slices.Contains(d.Unsigned, r.RunID):
-			line += "; unsigned"
-		default:
-			line += "; bad signature"
-		}
-		fmt.Fprintln(m.Stdout, line)
+		fmt.Fprintln(m.Stdout, runLine(r, slices.Contains(d.Unsigned, r.RunID)))
 	}
 	if len(d.Unsigned) > 0 {
 		fmt.Fprintf(m.Stdout, "%d of %d summaries are unsigned: %s\n", len(d.Unsigned), len(d.Runs), strings.Join(d.Unsigned, ", "))

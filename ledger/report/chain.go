@@ -60,32 +60,11 @@ type DirOptions struct {
 // before it and the SHA-256 of its summary), naming every run that is
 // missing, reordered or altered.
 func VerifyDir(dir string, opt DirOptions) (*DirCheck, error) {
-	entries, err := os.ReadDir(dir)
+	runs, err := listRuns(dir)
 	if err != nil {
-		return nil, fmt.Errorf("reading the report directory: %w", err)
-	}
-	runs := map[string]*RunCheck{}
-	get := func(id string) *RunCheck {
-		if runs[id] == nil {
-			runs[id] = &RunCheck{RunID: id}
-		}
-		return runs[id]
+		return nil, err
 	}
 	raw := map[string][]byte{} // summary bytes by run
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || strings.HasPrefix(name, ".") {
-			continue
-		}
-		switch {
-		case strings.HasSuffix(name, ".summary.json"):
-			get(strings.TrimSuffix(name, ".summary.json"))
-		case strings.HasSuffix(name, ".summary.json.sig"):
-			get(strings.TrimSuffix(name, ".summary.json.sig"))
-		case strings.HasSuffix(name, ".csv"):
-			get(strings.TrimSuffix(name, ".csv")).Report = true
-		}
-	}
 	d := &DirCheck{Runs: make([]*RunCheck, 0, len(runs))}
 	for _, r := range runs {
 		d.Runs = append(d.Runs, r)
@@ -123,6 +102,36 @@ func VerifyDir(dir string, opt DirOptions) (*DirCheck, error) {
 	return d, nil
 }
 
+// listRuns finds the runs of a report directory by their files.
+func listRuns(dir string) (map[string]*RunCheck, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading the report directory: %w", err)
+	}
+	runs := map[string]*RunCheck{}
+	get := func(id string) *RunCheck {
+		if runs[id] == nil {
+			runs[id] = &RunCheck{RunID: id}
+		}
+		return runs[id]
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || strings.HasPrefix(name, ".") {
+			continue
+		}
+		switch {
+		case strings.HasSuffix(name, ".summary.json"):
+			get(strings.TrimSuffix(name, ".summary.json"))
+		case strings.HasSuffix(name, ".summary.json.sig"):
+			get(strings.TrimSuffix(name, ".summary.json.sig"))
+		case strings.HasSuffix(name, ".csv"):
+			get(strings.TrimSuffix(name, ".csv")).Report = true
+		}
+	}
+	return runs, nil
+}
+
 func (d *DirCheck) problem(runID, format string, args ...any) {
 	d.Problems = append(d.Problems, "run "+runID+" "+fmt.Sprintf(format, args...))
 }
@@ -130,22 +139,8 @@ func (d *DirCheck) problem(runID, format string, args ...any) {
 // checkRun checks one run's report, summary and signature, returning the
 // summary's bytes.
 func (d *DirCheck) checkRun(dir string, r *RunCheck, allowed *AllowedSigners) ([]byte, error) {
-	if r.Report {
-		f, err := os.Open(Path(dir, r.RunID))
-		if err != nil {
-			return nil, fmt.Errorf("reading a report: %w", err)
-		}
-		rows, final, err := Verify(f)
-		f.Close()
-		var ce *ChainError
-		switch {
-		case errors.As(err, &ce):
-			d.problem(r.RunID, "was altered: its report %s is not valid: %v", filepath.Base(f.Name()), err)
-		case err != nil:
-			return nil, err
-		default:
-			r.Rows, r.FinalHash = rows, final
-		}
+	if err := d.checkReport(dir, r); err != nil {
+		return nil, err
 	}
 	jsonPath, _ := SummaryPaths(dir, r.RunID)
 	b, err := os.ReadFile(jsonPath)
@@ -155,11 +150,42 @@ func (d *DirCheck) checkRun(dir string, r *RunCheck, allowed *AllowedSigners) ([
 	if err != nil {
 		return nil, fmt.Errorf("reading a summary: %w", err)
 	}
+	if !d.checkSummary(dir, r, b) {
+		return b, nil
+	}
+	return b, d.checkSignature(jsonPath, r, b, allowed)
+}
+
+// checkReport checks a run's report chain.
+func (d *DirCheck) checkReport(dir string, r *RunCheck) error {
+	if r.Report {
+		f, err := os.Open(Path(dir, r.RunID))
+		if err != nil {
+			return fmt.Errorf("reading a report: %w", err)
+		}
+		rows, final, err := Verify(f)
+		f.Close()
+		var ce *ChainError
+		switch {
+		case errors.As(err, &ce):
+			d.problem(r.RunID, "was altered: its report %s is not valid: %v", filepath.Base(f.Name()), err)
+		case err != nil:
+			return err
+		default:
+			r.Rows, r.FinalHash = rows, final
+		}
+	}
+	return nil
+}
+
+// checkSummary parses a run's summary and checks it against the report;
+// false if it does not parse.
+func (d *DirCheck) checkSummary(dir string, r *RunCheck, b []byte) bool {
 	var s Summary
 	var keys map[string]json.RawMessage
 	if err := json.Unmarshal(b, &s); err != nil {
 		d.problem(r.RunID, "was altered: its summary is not valid JSON: %v", err)
-		return b, nil
+		return false
 	}
 	if err := json.Unmarshal(b, &keys); err == nil {
 		_, chained := keys["previous"]
@@ -178,7 +204,12 @@ func (d *DirCheck) checkRun(dir string, r *RunCheck, allowed *AllowedSigners) ([
 		d.problem(r.RunID, "was altered: its report has %d rows ending with hash %s, its summary records %d rows ending with %s",
 			r.Rows, r.FinalHash, s.Report.Rows, s.Report.FinalHash)
 	}
+	return true
+}
 
+// checkSignature checks a summary's signature, or notes it unsigned.
+func (d *DirCheck) checkSignature(jsonPath string, r *RunCheck, b []byte, allowed *AllowedSigners) error {
+	s := r.Summary
 	sig, err := os.ReadFile(SigPath(jsonPath))
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -190,7 +221,7 @@ func (d *DirCheck) checkRun(dir string, r *RunCheck, allowed *AllowedSigners) ([
 			d.problem(r.RunID, "is unsigned")
 		}
 	case err != nil:
-		return nil, fmt.Errorf("reading a signature: %w", err)
+		return fmt.Errorf("reading a signature: %w", err)
 	default:
 		c, err := CheckSignature(b, sig, allowed)
 		switch {
@@ -202,7 +233,7 @@ func (d *DirCheck) checkRun(dir string, r *RunCheck, allowed *AllowedSigners) ([
 			r.Signature = c
 		}
 	}
-	return b, nil
+	return nil
 }
 
 // checkChain checks the links between summaries.

@@ -179,15 +179,21 @@ func WriteSummary(ctx context.Context, dir, runID string, src SummarySource, inf
 	if info.Signer != nil {
 		s.SigningKey = Fingerprint(info.Signer.PublicKey())
 	}
+	return s.write(dir, info.Signer)
+}
+
+// write writes the summary's files: the signature (or removes a stale
+// one), the Markdown and HTML renderings, and the JSON last.
+func (s *Summary) write(dir string, signer ssh.Signer) error {
 	js, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encoding the summary: %w", err)
 	}
 	js = append(js, '\n')
-	jsonPath, mdPath := SummaryPaths(dir, runID)
+	jsonPath, mdPath := SummaryPaths(dir, s.RunID)
 	sigPath := SigPath(jsonPath)
-	if info.Signer != nil {
-		sig, err := Sign(js, info.Signer)
+	if signer != nil {
+		sig, err := Sign(js, signer)
 		if err != nil {
 			return err
 		}
@@ -208,7 +214,7 @@ func WriteSummary(ctx context.Context, dir, runID string, src SummarySource, inf
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(HTMLPath(dir, runID), page); err != nil {
+	if err := writeFileAtomic(HTMLPath(dir, s.RunID), page); err != nil {
 		return err
 	}
 	return writeFileAtomic(jsonPath, js)
