@@ -187,7 +187,7 @@ func (m *Main) verifySignature(summary string, raw []byte, s *report.Summary, al
 	if err != nil {
 		return withCode(ExitFailure, fmt.Errorf("the summary %s is NOT validly signed: %w", summary, err))
 	}
-	if s.SigningKey != "" && s.SigningKey != c.Key {
+	if s.SigningKey != "" && !report.SameKey(s.SigningKey, c.Key) {
 		return withCode(ExitFailure, fmt.Errorf("the summary %s is signed by %s, but names %s", summary, c.Key, s.SigningKey))
 	}
 	if allowed == nil {

@@ -227,7 +227,7 @@ func (d *DirCheck) checkSignature(jsonPath string, r *RunCheck, b []byte, allowe
 		switch {
 		case err != nil:
 			d.problem(r.RunID, "has a bad signature: %v", err)
-		case s.SigningKey != "" && c.Key != s.SigningKey:
+		case s.SigningKey != "" && !SameKey(c.Key, s.SigningKey):
 			d.problem(r.RunID, "is signed by %s, but its summary names %s", c.Key, s.SigningKey)
 		default:
 			r.Signature = c

@@ -57,6 +57,14 @@ func Fingerprint(k ssh.PublicKey) string {
 	return strings.ToUpper(strings.TrimPrefix(k.Type(), "ssh-")) + " " + ssh.FingerprintSHA256(k)
 }
 
+// SameKey reports whether two fingerprints (Fingerprint) name the same
+// key; the key type's case does not matter, the hash's does.
+func SameKey(a, b string) bool {
+	ta, ha, _ := strings.Cut(a, " ")
+	tb, hb, _ := strings.Cut(b, " ")
+	return strings.EqualFold(ta, tb) && ha == hb
+}
+
 // AllowedSigner is one line of an allowed-signers file.
 type AllowedSigner struct {
 	Principals []string // patterns, as the file gives them

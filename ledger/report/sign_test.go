@@ -237,3 +237,18 @@ func TestParseAllowedSigners(t *testing.T) {
 		t.Errorf("ParseAllowedSigners = %+v", a.Signers)
 	}
 }
+
+func TestSameKey(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"ED25519 SHA256:Rq7RcP", "ed25519 SHA256:Rq7RcP", true},
+		{"ED25519 SHA256:Rq7RcP", "ED25519 SHA256:rq7rcp", false},
+		{"ED25519 SHA256:Rq7RcP", "RSA SHA256:Rq7RcP", false},
+	} {
+		if got := SameKey(tc.a, tc.b); got != tc.want {
+			t.Errorf("SameKey(%q, %q) = %v", tc.a, tc.b, got)
+		}
+	}
+}
