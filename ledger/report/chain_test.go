@@ -3,6 +3,8 @@ package report
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/csv"
 	"encoding/hex"
@@ -12,6 +14,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
 )
 
 var chainRuns = []string{"20261123T060000Z-aaaa", "20261124T060000Z-bbbb", "20261125T060000Z-cccc"}
@@ -247,4 +252,29 @@ func TestVerifyDirOlderSummaries(t *testing.T) {
 	// The chained run still vouches for the older summary before it.
 	forge(t, dir, chainRuns[1], "completed", "failed")
 	wantProblems(t, verifyDir(t, dir, DirOptions{}), "run "+chainRuns[1]+" was altered")
+}
+
+// BenchmarkVerifyDir checks a year of nightly runs (365 runs of 1,000
+// rows, signed).
+func BenchmarkVerifyDir(b *testing.B) {
+	dir := b.TempDir()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(priv)
+	allowed := &AllowedSigners{Signers: []AllowedSigner{{Principals: []string{"privacy@company"}, Key: signer.PublicKey()}}}
+	prev := ""
+	for i := range 365 {
+		id := time.Date(2026, 1, 1, 6, 0, 0, 0, time.UTC).AddDate(0, 0, i).Format("20060102T150405Z") + "-0000"
+		info := SummaryInfo{Mode: "incremental", PreviousRun: prev, Signer: signer}
+		if err := WriteSummary(context.Background(), dir, id, &fakeSource{events: runEvents(id, 1000)}, info); err != nil {
+			b.Fatal(err)
+		}
+		prev = id
+	}
+	b.ResetTimer()
+	for range b.N {
+		d, err := VerifyDir(dir, DirOptions{Allowed: allowed})
+		if err != nil || !d.OK() || len(d.Runs) != 365 {
+			b.Fatalf("VerifyDir: %v %v", err, d.Problems)
+		}
+	}
 }
