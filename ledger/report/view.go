@@ -45,8 +45,8 @@ var outcomeMeaning = map[string]string{
 	string(privsync.OutcomeRejected):    "not sent: the input row was invalid",
 }
 
-// outcomeColour is each outcome's colour in the HTML chart; they stay
-// apart in greyscale print too (light to dark).
+// outcomeColour is each outcome's colour in the HTML chart and legend
+// (the table beside it gives the numbers, for a greyscale print).
 var outcomeColour = map[string]string{
 	string(privsync.OutcomeCompleted):   "#2e7d32",
 	string(privsync.OutcomeAccepted):    "#81c784",
