@@ -155,6 +155,22 @@ func TestE2ESignedRunsVerifyWithPrivsyncAndSSHKeygen(t *testing.T) {
 			t.Errorf("report verify %s does not check its link to the run before:\n%s", run, out)
 		}
 	}
+	// The page for people says it is signed and how to check it, and loads nothing.
+	page, err := os.ReadFile(filepath.Join(e.reports, runs[0]+".summary.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<span class="status ok">signed</span>`, "ssh-keygen -Y verify -f allowed_signers -I privacy@company -n privsync-report -s " + runs[0],
+		"privsync report verify --allowed-signers allowed_signers " + runs[0] + ".csv", "<svg ", "testdata/sample.csv"} {
+		if !bytes.Contains(page, []byte(want)) {
+			t.Errorf("the HTML summary does not hold %q", want)
+		}
+	}
+	for _, bad := range []string{"<script", "<link", " src=", " href="} {
+		if bytes.Contains(page, []byte(bad)) {
+			t.Errorf("the HTML summary is not self-contained: %q", bad)
+		}
+	}
 	// The second run chains to the first.
 	var second struct {
 		Previous struct {
