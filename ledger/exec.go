@@ -463,3 +463,17 @@ func (d *DB) OpenBatchCounts(ctx context.Context) ([]BatchCount, error) {
 	}
 	return out, rows.Err()
 }
+
+// Problems counts a run's events that did not end as asked and need a
+// person or a later run: failed, rejected and conflict rows, and expired
+// erasures and restrictions (planned again; an expired review counts as
+// answered). A run with problems exits 3.
+func (d *DB) Problems(ctx context.Context, runID string) (int, error) {
+	var n int
+	err := d.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE run_id = ?
+		AND (outcome IN ('failed', 'rejected', 'conflict') OR (outcome = 'expired' AND operation <> 'review'))`, runID).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("counting the run's problems: %w", err)
+	}
+	return n, nil
+}

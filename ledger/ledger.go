@@ -44,6 +44,21 @@ type DB struct {
 	Now func() time.Time
 
 	mu sync.Mutex // serialises writers that run several statements
+
+	// commitHook, when set, commits every write transaction in its place
+	// (fault injection: the simulation kills the process around commits).
+	commitHook func(commit func() error) error
+}
+
+// SetCommitHook makes hook commit every write transaction from now on: it
+// is handed the commit and decides whether and when to call it. An error
+// from hook rolls the transaction back if it was not committed. It exists
+// for fault injection (executor/sim abandons a run as SIGKILL would); nil
+// removes it.
+func (d *DB) SetCommitHook(hook func(commit func() error) error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.commitHook = hook
 }
 
 // ErrLocked is returned by Open when another process holds the ledger.
@@ -202,6 +217,13 @@ func (d *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
+	}
+	if d.commitHook != nil {
+		if err := d.commitHook(tx.Commit); err != nil {
+			tx.Rollback() // a no-op once committed
+			return err
+		}
+		return nil
 	}
 	return tx.Commit()
 }

@@ -1,0 +1,49 @@
+package executor_test
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"testing"
+	"testing/synctest"
+
+	"github.com/privsync/privsync/executor/sim"
+)
+
+var (
+	simSeed  = flag.Uint64("seed", 0, "run only this simulation seed (TestSimulation)")
+	simSeeds = flag.Int("seeds", 300, "how many simulation seeds TestSimulation runs")
+	simFrom  = flag.Uint64("seed-from", 1, "the first simulation seed")
+)
+
+// TestSimulation plays seeded scenarios of several nights against the real
+// executor and ledger, the vendor simulators behind a faulty network, and
+// crashes, checking the invariants after every night (executor/sim).
+// -seeds N runs more; -seed N replays one.
+func TestSimulation(t *testing.T) {
+	seeds := make([]uint64, 0, *simSeeds)
+	if *simSeed != 0 {
+		seeds = append(seeds, *simSeed)
+	} else {
+		for i := range *simSeeds {
+			seeds = append(seeds, *simFrom+uint64(i))
+		}
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			synctest.Test(t, func(t *testing.T) {
+				err := sim.Run(context.Background(), seed, &sim.Direct{Dir: dir})
+				var f *sim.Failure
+				if errors.As(err, &f) {
+					t.Fatalf("%v\nreplay: go test ./executor -run 'TestSimulation$' -seed %d -v", err, seed)
+				}
+				if err != nil {
+					t.Fatalf("seed %d: %v\nreplay: go test ./executor -run 'TestSimulation$' -seed %d -v", seed, err, seed)
+				}
+			})
+		})
+	}
+}
