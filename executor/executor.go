@@ -63,6 +63,10 @@ type Options struct {
 	// Wait bounds how long submitted batches are polled; what is still
 	// pending then is picked up by the next run or `status --poll`.
 	Wait time.Duration
+	// Deadline, when set, is the end of the wait instead: a run that
+	// executes twice (an interrupted run's leftovers, then its own plan)
+	// waits --wait in all.
+	Deadline time.Time
 	// PollOnly only polls submitted batches (status --poll); nothing is sent.
 	PollOnly bool
 	Retry    Policy
@@ -94,7 +98,10 @@ func Execute(ctx context.Context, led Ledger, vendors []Vendor, opts Options) (*
 	opts.Retry = opts.Retry.withDefaults()
 	res := &Result{Stopped: map[string]string{}}
 	var mu sync.Mutex
-	deadline := opts.Now().Add(opts.Wait)
+	deadline := opts.Deadline
+	if deadline.IsZero() {
+		deadline = opts.Now().Add(opts.Wait)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, v := range vendors {
 		r := &runner{v: v, led: led, opts: opts, deadline: deadline, log: opts.Log.With("vendor", v.Name),
@@ -190,8 +197,7 @@ func (r *runner) stop(why string) {
 func (r *runner) handle(ctx context.Context, t *task) error {
 	b := t.b
 	if len(b.Items) == 0 {
-		_, err := r.led.Resolve(ctx, r.opts.RunID, b, nil)
-		return err
+		return r.resolve(ctx, b, nil) // done: release what follows it
 	}
 	if r.isStopped() {
 		return nil
@@ -293,7 +299,9 @@ func (r *runner) send(ctx context.Context, b *ledger.Batch) error {
 			level = slog.LevelInfo // expected: the split finds the item at fault
 		}
 		r.logErr(ctx, level, "request failed", err, "batch", b.ID, "attempt", b.Attempts, "action", action.String())
-		if action == vendorapi.RetryLater && b.Attempts > 1 {
+		if action == vendorapi.Retry || action == vendorapi.RetryLater {
+			// The request may have reached the vendor (its answer lost, or
+			// the 409 is about it): follow it rather than send a second one.
 			if found, err := r.adopt(ctx, b, items); found || err != nil {
 				return err
 			}
@@ -307,6 +315,10 @@ func (r *runner) send(ctx context.Context, b *ledger.Batch) error {
 					return r.led.Unsend(ctx, b, err.Error())
 				}
 				return r.resolveAll(ctx, b, privsync.OutcomeFailed, fmt.Sprintf("gave up after %d attempts: %v", b.Attempts, err))
+			}
+			if r.opts.Now().Add(wait).After(r.deadline) {
+				// A Retry-After past --wait: the next run sends it.
+				return r.led.Unsend(ctx, b, err.Error())
 			}
 			if err := r.led.NoteError(ctx, b, err.Error()); err != nil {
 				return err
@@ -358,7 +370,7 @@ func (r *runner) adopt(ctx context.Context, b *ledger.Batch, items []vendorapi.I
 			return false, ctx.Err()
 		}
 		wait, ok := bo.next(err, r.opts.Now(), r.deadline)
-		if vendorapi.ActionOf(err) != vendorapi.Retry || !ok {
+		if vendorapi.ActionOf(err) != vendorapi.Retry || !ok || r.opts.Now().Add(wait).After(r.deadline) {
 			// At-least-once is still safe, only wasteful: say so.
 			r.logErr(ctx, slog.LevelWarn, "could not look for an earlier request; sending again", err, "batch", b.ID)
 			return false, nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/privsync/privsync"
+	"github.com/privsync/privsync/planner"
 )
 
 // Batch states.
@@ -176,18 +177,84 @@ func (d *DB) Split(ctx context.Context, b *Batch) ([]*Batch, error) {
 					return err
 				}
 			}
-			// Follow-ups of the rejected batch follow both halves' items:
-			// keep them waiting on the half that holds their predecessor.
 			halves = append(halves, &Batch{ID: id, RunID: b.RunID, Vendor: b.Vendor, Op: b.Op, State: BatchPlanned,
 				Attempts: b.Attempts, CreatedAt: b.CreatedAt, Items: part})
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE batches SET after_batch = ? WHERE after_batch = ?`, halves[1].ID, b.ID)
-		return err
+		// Follow-ups of the rejected batch follow both halves' items:
+		// each must wait for the half that holds its predecessor.
+		return d.splitFollowers(ctx, tx, b.ID, [2]int64{halves[0].ID, halves[1].ID}, [2]map[subjectKey]bool{subjects(halves[0].Items), subjects(halves[1].Items)})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("splitting batch %d: %w", b.ID, err)
 	}
 	return halves, nil
+}
+
+func subjects(items []Item) map[subjectKey]bool {
+	m := make(map[subjectKey]bool, len(items))
+	for _, it := range items {
+		m[subjectKey{it.IDType, it.SubjectID}] = true
+	}
+	return m
+}
+
+// splitFollowers splits every batch waiting for batch old in two: the
+// items of the subjects in group[i] wait for after[i]. The batch split is
+// left in state split, and its own followers are split the same way.
+func (d *DB) splitFollowers(ctx context.Context, tx *sql.Tx, old int64, after [2]int64, group [2]map[subjectKey]bool) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM batches WHERE after_batch = ? AND state = 'waiting'`, old)
+	if err != nil {
+		return err
+	}
+	var followers []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return err
+		}
+		followers = append(followers, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	now := d.Now().UnixNano()
+	for _, f := range followers {
+		var parts [2]int64
+		for i := range parts {
+			res, err := tx.ExecContext(ctx, `INSERT INTO batches(run_id, vendor, operation, state, after_batch, attempts, created_at, updated_at)
+				SELECT run_id, vendor, operation, 'waiting', ?, attempts, created_at, ? FROM batches WHERE id = ?`, after[i], now, f)
+			if err != nil {
+				return err
+			}
+			parts[i], _ = res.LastInsertId()
+		}
+		fb := &Batch{ID: f}
+		if err := d.loadItems(ctx, tx, fb); err != nil {
+			return err
+		}
+		// A follower's subject is in one group; one in neither (it cannot
+		// be, but the ledger must not lose it) waits for the second half.
+		var moved [2][]Item
+		for _, it := range fb.Items {
+			i := 1
+			if group[0][subjectKey{it.IDType, it.SubjectID}] {
+				i = 0
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE items SET batch_id = ? WHERE id = ?`, parts[i], it.ID); err != nil {
+				return err
+			}
+			moved[i] = append(moved[i], it)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'split', updated_at = ? WHERE id = ?`, now, f); err != nil {
+			return err
+		}
+		if err := d.splitFollowers(ctx, tx, f, parts, [2]map[subjectKey]bool{subjects(moved[0]), subjects(moved[1])}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // failureBackoff is how long a subject whose operation failed waits before
@@ -210,7 +277,7 @@ func (d *DB) Resolve(ctx context.Context, runID string, b *Batch, results []Resu
 			byID[b.Items[i].ID] = &b.Items[i]
 		}
 		now := d.Now()
-		var failedSubjects []string
+		failed := map[subjectKey]bool{}
 		for _, r := range results {
 			it := byID[r.ItemID]
 			if it == nil {
@@ -219,8 +286,8 @@ func (d *DB) Resolve(ctx context.Context, runID string, b *Batch, results []Resu
 			if err := d.resolveItem(ctx, tx, runID, b, it, r, now); err != nil {
 				return err
 			}
-			if r.Outcome == privsync.OutcomeFailed && !it.Last {
-				failedSubjects = append(failedSubjects, it.SubjectID)
+			if !succeeded(it, r.Outcome) && !it.Last {
+				failed[subjectKey{it.IDType, it.SubjectID}] = true
 			}
 			delete(byID, r.ItemID)
 		}
@@ -239,7 +306,7 @@ func (d *DB) Resolve(ctx context.Context, runID string, b *Batch, results []Resu
 		}
 		b.State = BatchDone
 		var err error
-		released, err = d.release(ctx, tx, runID, b, failedSubjects, now)
+		released, err = d.release(ctx, tx, runID, b, failed, now)
 		return err
 	})
 	if err != nil {
@@ -254,8 +321,8 @@ func (d *DB) resolveItem(ctx context.Context, tx *sql.Tx, runID string, b *Batch
 		return err
 	}
 	key := []any{b.Vendor, it.IDType, it.SubjectID}
-	switch r.Outcome {
-	case privsync.OutcomeCompleted, privsync.OutcomeAccepted, privsync.OutcomeExpired:
+	switch {
+	case succeeded(it, r.Outcome):
 		var set string
 		var args []any
 		switch it.Op {
@@ -270,9 +337,6 @@ func (d *DB) resolveItem(ctx context.Context, tx *sql.Tx, runID string, b *Batch
 		case privsync.OpReview:
 			set, args = `access_request = ?`, []any{it.AccessRequest}
 		}
-		if r.Outcome == privsync.OutcomeExpired && it.Op != privsync.OpReview {
-			set, args = `failures = failures`, nil // the vendor forgot it: nothing confirmed
-		}
 		if _, err := tx.ExecContext(ctx, `UPDATE subjects SET `+set+` WHERE vendor = ? AND id_type = ? AND subject_id = ?`, append(args, key...)...); err != nil {
 			return err
 		}
@@ -285,7 +349,9 @@ func (d *DB) resolveItem(ctx context.Context, tx *sql.Tx, runID string, b *Batch
 				return err
 			}
 		}
-	case privsync.OutcomeFailed:
+	case r.Outcome == privsync.OutcomeFailed || r.Outcome == privsync.OutcomeExpired:
+		// Nothing confirmed: the subject is planned again after a back-off
+		// (an erasure the vendor forgot is never taken as done).
 		var failures int
 		if err := tx.QueryRowContext(ctx, `UPDATE subjects SET in_flight = 0, failures = failures + 1
 			WHERE vendor = ? AND id_type = ? AND subject_id = ? RETURNING failures`, key...).Scan(&failures); err != nil {
@@ -294,6 +360,23 @@ func (d *DB) resolveItem(ctx context.Context, tx *sql.Tx, runID string, b *Batch
 		if _, err := tx.ExecContext(ctx, `UPDATE subjects SET retry_at = ? WHERE vendor = ? AND id_type = ? AND subject_id = ?`,
 			append([]any{now.Add(failureBackoff(failures)).UnixNano()}, key...)...); err != nil {
 			return err
+		}
+		// The vendor may have acted on a request it forgot, or whose answers
+		// were lost: what it holds is no longer known, so the planner sends
+		// the desired state again, whatever it is then (a suppression that
+		// may be held is cancelled when no longer wanted).
+		var unknown string
+		switch it.Op {
+		case privsync.OpRestrict:
+			unknown = `restrictions = restrictions | ` + fmt.Sprint(int(RestrictionsUnknown))
+		case privsync.OpRTBFSuppress, privsync.OpRemoveRTBFSuppress:
+			unknown = fmt.Sprintf(`erasure = CASE WHEN erasure IN (%d, %d) THEN %d ELSE erasure END`,
+				planner.NotErased, planner.Suppressed, planner.MaybeSuppressed)
+		}
+		if unknown != "" {
+			if _, err := tx.ExecContext(ctx, `UPDATE subjects SET `+unknown+` WHERE vendor = ? AND id_type = ? AND subject_id = ?`, key...); err != nil {
+				return err
+			}
 		}
 	default:
 		return fmt.Errorf("outcome %q is not final", r.Outcome)
@@ -304,6 +387,27 @@ func (d *DB) resolveItem(ctx context.Context, tx *sql.Tx, runID string, b *Batch
 	}
 	return addEvent(ctx, tx, itemEvent(runID, b, it, string(r.Outcome), detail, now))
 }
+
+// RestrictionsUnknown marks a subject's restrictions as not known: a
+// restrict did not succeed and the vendor may hold it or not. It differs
+// from every set the input can ask, so the next row is sent.
+const RestrictionsUnknown privsync.Restrictions = 1 << 7
+
+// succeeded reports whether outcome confirms the item: completed, accepted,
+// or an expired review (the vendor delivered its report and then forgot
+// the request; asking again would be a second report).
+func succeeded(it *Item, outcome privsync.Outcome) bool {
+	switch outcome {
+	case privsync.OutcomeCompleted, privsync.OutcomeAccepted:
+		return true
+	case privsync.OutcomeExpired:
+		return it.Op == privsync.OpReview
+	}
+	return false
+}
+
+// subjectKey is a subject within one vendor.
+type subjectKey struct{ idType, subjectID string }
 
 func itemEvent(runID string, b *Batch, it *Item, outcome, detail string, now time.Time) *Event {
 	var restr string
@@ -317,7 +421,7 @@ func itemEvent(runID string, b *Batch, it *Item, outcome, detail string, now tim
 
 // release makes the batches that follow b ready; the items of subjects
 // whose preceding operation failed are failed too, never sent.
-func (d *DB) release(ctx context.Context, tx *sql.Tx, runID string, b *Batch, failedSubjects []string, now time.Time) ([]*Batch, error) {
+func (d *DB) release(ctx context.Context, tx *sql.Tx, runID string, b *Batch, failed map[subjectKey]bool, now time.Time) ([]*Batch, error) {
 	rows, err := tx.QueryContext(ctx, `SELECT id, run_id, vendor, operation, attempts, created_at FROM batches WHERE after_batch = ? AND state = 'waiting'`, b.ID)
 	if err != nil {
 		return nil, err
@@ -334,9 +438,8 @@ func (d *DB) release(ctx context.Context, tx *sql.Tx, runID string, b *Batch, fa
 		next = append(next, nb)
 	}
 	rows.Close()
-	failed := map[string]bool{}
-	for _, s := range failedSubjects {
-		failed[s] = true
+	if err := rows.Err(); err != nil {
+		return nil, err
 	}
 	var out []*Batch
 	for _, nb := range next {
@@ -346,11 +449,11 @@ func (d *DB) release(ctx context.Context, tx *sql.Tx, runID string, b *Batch, fa
 		left := nb.Items[:0]
 		for i := range nb.Items {
 			it := &nb.Items[i]
-			if !failed[it.SubjectID] {
+			if !failed[subjectKey{it.IDType, it.SubjectID}] {
 				left = append(left, *it)
 				continue
 			}
-			r := Result{ItemID: it.ID, Outcome: privsync.OutcomeFailed, Detail: fmt.Sprintf("not sent: the preceding %s failed", b.Op)}
+			r := Result{ItemID: it.ID, Outcome: privsync.OutcomeFailed, Detail: fmt.Sprintf("not sent: the preceding %s did not succeed", b.Op)}
 			if err := d.resolveItem(ctx, tx, runID, nb, it, r, now); err != nil {
 				return nil, err
 			}
@@ -365,7 +468,13 @@ func (d *DB) release(ctx context.Context, tx *sql.Tx, runID string, b *Batch, fa
 		}
 		if state == BatchPlanned {
 			out = append(out, nb)
+			continue
 		}
+		more, err := d.release(ctx, tx, runID, nb, failed, now) // nothing left to wait for
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
 	}
 	return out, nil
 }

@@ -14,6 +14,10 @@ const (
 	NotErased  Erasure = iota
 	Suppressed         // sfmc: deletion scheduled, cancellable while the window is open
 	Erased             // deleted, removed or anonymized: terminal
+	// MaybeSuppressed: an sfmc suppression was sent and not confirmed (it
+	// failed, its answers were lost or the vendor forgot it): the vendor
+	// may hold it. It is sent again while wanted, cancelled when not.
+	MaybeSuppressed
 )
 
 // State is what the ledger says one vendor holds (or is being told) about
@@ -142,10 +146,14 @@ func decideSFMC(row *privsync.Row, st State, r Rules) Decision {
 		if row.Erasure == privsync.EraseNone {
 			d.Notes = append(d.Notes, Note{privsync.OutcomeConflict, privsync.OpRestrict, conflictErased})
 		}
-	case Suppressed:
+	case Suppressed, MaybeSuppressed:
 		switch row.Erasure {
 		case privsync.EraseDelete:
 			d.Ops = append(d.Ops, Op{Op: privsync.OpRTBFDelete})
+		case privsync.EraseSuppress:
+			if st.Erasure == MaybeSuppressed {
+				d.Ops = append(d.Ops, Op{Op: privsync.OpRTBFSuppress})
+			}
 		case privsync.EraseNone:
 			d.Ops = append(d.Ops, Op{Op: privsync.OpRemoveRTBFSuppress})
 			if row.Restrictions != st.Restrictions {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/privsync/privsync"
+	"github.com/privsync/privsync/ledger"
 )
 
 // vendorView is one subject as its vendor holds it.
@@ -57,7 +58,7 @@ func (sc *Scenario) checkLedger(w *World, in *Inspection, m *Model) []string {
 		case s.Erasure == 1 && !v.suppressed && !v.erased && !in.Pending[s.Key]:
 			bad = append(bad, fmt.Sprintf("I1: %v: the ledger holds suppressed, the vendor did not suppress", s.Key))
 		case s.Key.Vendor == SFMC && s.Erasure == 0 && !v.erased && !v.suppressed && !in.Pending[s.Key] && s.Failures == 0 &&
-			!magic[s.Key] && s.Restrictions != v.restr:
+			!magic[s.Key] && s.Restrictions&ledger.RestrictionsUnknown == 0 && s.Restrictions != v.restr:
 			bad = append(bad, fmt.Sprintf("I1: %v: the ledger holds restrictions %q, the vendor %q", s.Key, s.Restrictions, v.restr))
 		}
 	}

@@ -62,7 +62,7 @@ func (d *Direct) run(ctx context.Context, db *ledger.DB, w *World, input string,
 	if err != nil {
 		return 0, err
 	}
-	opts := executor.Options{RunID: run.ID, Wait: wait}
+	opts := executor.Options{RunID: run.ID, Deadline: time.Now().Add(wait)}
 	stopped := false
 	if prev != nil && prev.ID != run.ID {
 		res, err := executor.Execute(ctx, db, vendors, opts)
