@@ -33,7 +33,7 @@ func TestSimulation(t *testing.T) {
 	for _, seed := range seeds {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			t.Parallel()
-			dir := t.TempDir()
+			dir := sim.TempDir(t)
 			synctest.Test(t, func(t *testing.T) {
 				err := sim.Run(context.Background(), seed, &sim.Direct{Dir: dir})
 				var f *sim.Failure

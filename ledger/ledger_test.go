@@ -418,3 +418,35 @@ func TestSettledThroughCompact(t *testing.T) {
 		}
 	}
 }
+
+// Runs of the same second are ordered by their start, whatever the digits
+// of its fraction (RFC 3339 trims trailing zeros: as text, 12:00:00Z sorted
+// after 12:00:00.5Z).
+func TestRunsOrderWithinASecond(t *testing.T) {
+	ctx := context.Background()
+	db, err := ledger.Open(ctx, filepath.Join(t.TempDir(), "l.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	base := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	for i, d := range []time.Duration{0, 120 * time.Millisecond, 123 * time.Millisecond, 500 * time.Millisecond} {
+		if err := db.StartRun(ctx, &ledger.Run{ID: fmt.Sprintf("run%d", i), StartedAt: base.Add(d), Mode: "incremental"}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runs, err := db.Runs(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range runs {
+		got = append(got, r.ID)
+	}
+	if want := "run3 run2 run1 run0"; strings.Join(got, " ") != want {
+		t.Fatalf("runs newest first: %v, want %s", got, want)
+	}
+	if u, _ := db.UnfinishedRun(ctx); u == nil || u.ID != "run3" {
+		t.Fatalf("the latest unfinished run is %v, want run3", u)
+	}
+}

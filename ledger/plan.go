@@ -86,6 +86,12 @@ func scanRun(sc interface{ Scan(...any) error }) (*Run, error) {
 	return &r, nil
 }
 
+// startedLayout writes a run's start with every digit of its nanoseconds:
+// runs are ordered by it as text, and RFC 3339's trimmed fraction sorted
+// 12:00:00.12Z after 12:00:00.123Z (and 12:00:00Z after both), so the
+// latest run of a second could be taken for an earlier one.
+const startedLayout = "2006-01-02T15:04:05.000000000Z07:00"
+
 // StartRun records a new run in the planning state.
 func (d *DB) StartRun(ctx context.Context, r *Run, inputs any) error {
 	in, err := json.Marshal(inputs)
@@ -94,7 +100,7 @@ func (d *DB) StartRun(ctx context.Context, r *Run, inputs any) error {
 	}
 	return d.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO runs(id, started_at, state, mode, input_key, inputs) VALUES (?, ?, ?, ?, ?, ?)`,
-			r.ID, r.StartedAt.UTC().Format(time.RFC3339Nano), RunPlanning, r.Mode, r.InputKey, string(in))
+			r.ID, r.StartedAt.UTC().Format(startedLayout), RunPlanning, r.Mode, r.InputKey, string(in))
 		if err != nil {
 			return fmt.Errorf("recording run %s: %w", r.ID, err)
 		}

@@ -663,7 +663,13 @@ func (l *refList) len() int { return l.n }
 
 func (l *refList) add(r ref) {
 	if l.n%refChunk == 0 {
-		l.chunks = append(l.chunks, make([]ref, 0, refChunk))
+		// The first chunk starts small and grows (a small input need not
+		// allocate a whole chunk); the others are allocated whole.
+		size := refChunk
+		if len(l.chunks) == 0 {
+			size = 256
+		}
+		l.chunks = append(l.chunks, make([]ref, 0, size))
 	}
 	c := &l.chunks[len(l.chunks)-1]
 	*c = append(*c, r)

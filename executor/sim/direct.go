@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"testing"
 	"time"
 
 	"github.com/privsync/privsync"
@@ -18,24 +20,29 @@ import (
 // the run), with no command line, config or report files: the executor
 // and the ledger are what it simulates.
 type Direct struct {
-	Dir string // holds the ledger
+	Dir  string // holds the ledger
+	runs int
 }
 
 func (d *Direct) path() string { return filepath.Join(d.Dir, "ledger.db") }
 
 // Run runs one process.
-func (d *Direct) Run(ctx context.Context, w *World, input string, rows []privsync.Row, wait time.Duration) (int, error) {
+func (d *Direct) Run(ctx context.Context, w *World, input string, rows []privsync.Row, wait time.Duration) (int, *Inspection, error) {
 	db, err := ledger.Open(context.WithoutCancel(ctx), d.path())
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	defer db.Close()
 	db.SetCommitHook(w.CommitHook)
 	code, err := d.run(ctx, db, w, input, rows, wait)
 	if w.Killed() {
-		return code, nil
+		return code, nil, nil
 	}
-	return code, err
+	if err != nil {
+		return code, nil, err
+	}
+	in, err := InspectLedger(ctx, db)
+	return code, in, err
 }
 
 func (d *Direct) run(ctx context.Context, db *ledger.DB, w *World, input string, rows []privsync.Row, wait time.Duration) (int, error) {
@@ -43,7 +50,8 @@ func (d *Direct) run(ctx context.Context, db *ledger.DB, w *World, input string,
 	if err != nil {
 		return 0, err
 	}
-	run := &ledger.Run{ID: time.Now().UTC().Format("20060102T150405Z") + "-" + input,
+	d.runs++
+	run := &ledger.Run{ID: fmt.Sprintf("%s-%d-%s", time.Now().UTC().Format("20060102T150405Z"), d.runs, input),
 		StartedAt: time.Now().UTC(), Mode: "incremental", InputKey: input}
 	switch {
 	case prev != nil && prev.InputKey == input:
@@ -71,7 +79,7 @@ func (d *Direct) run(ctx context.Context, db *ledger.DB, w *World, input string,
 		}
 		stopped = len(res.Stopped) > 0
 	}
-	popts := planner.Options{Vendors: Kinds, Limits: map[string]int{}, Rules: planner.Rules{Now: run.StartedAt, SuppressionWindow: 14 * 24 * time.Hour}}
+	popts := planner.Options{Vendors: Kinds, Limits: map[string]int{}, MaxCandidates: 1000, LookupChunk: 100, Rules: planner.Rules{Now: run.StartedAt, SuppressionWindow: 14 * 24 * time.Hour}}
 	var stats *planner.Stats
 	err = db.WritePlan(ctx, run.ID, func(l planner.Ledger, s planner.Sink) error {
 		stats, err = planner.Plan(ctx, rowSource(rows), l, s, popts)
@@ -116,7 +124,8 @@ type Inspection struct {
 	// Pending holds the subjects with items not final yet.
 	Pending map[privsync.Key]bool
 	// Problems counts the last run's events that call for exit 3.
-	Problems int
+	Problems    int
+	ProblemRows []string
 }
 
 // InspectLedger reads what the checks need from db.
@@ -140,6 +149,11 @@ func InspectLedger(ctx context.Context, db *ledger.DB) (*Inspection, error) {
 		if in.Problems, err = db.Problems(ctx, in.LastRun); err != nil {
 			return nil, err
 		}
+		for _, e := range dump.Events {
+			if e.RunID == in.LastRun && e.Outcome != "completed" && e.Outcome != "accepted" && e.Outcome != "pending" {
+				in.ProblemRows = append(in.ProblemRows, fmt.Sprintf("%s %s %s %s: %s", e.Vendor, e.SubjectID, e.Operation, e.Outcome, e.Detail))
+			}
+		}
 	}
 	return in, nil
 }
@@ -159,3 +173,17 @@ func (s rowSource) Read(ctx context.Context, h planner.RowHandler) error {
 }
 
 var _ = errors.New
+
+// TempDir is a temporary directory for a scenario's ledger: in /dev/shm
+// where there is one (a ledger commit is an fsync; on a disk shared by a
+// CI machine's jobs thousands of scenarios would wait on it), else
+// t.TempDir(). It is removed when the test ends.
+func TempDir(t testing.TB) string {
+	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
+		if dir, err := os.MkdirTemp("/dev/shm", "privsync-sim-"); err == nil {
+			t.Cleanup(func() { os.RemoveAll(dir) })
+			return dir
+		}
+	}
+	return t.TempDir()
+}

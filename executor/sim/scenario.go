@@ -232,9 +232,10 @@ func (sc *Scenario) ModelUpTo(n int) *Model {
 // Runner runs `privsync run` once, as a new process, on one night's rows:
 // Direct in this package, the whole command in cmd/privsync's tests.
 type Runner interface {
-	// Run returns the exit code (meaningless when the world killed the
-	// process) and an error for anything the simulation cannot go on from.
-	Run(ctx context.Context, w *World, input string, rows []privsync.Row, wait time.Duration) (int, error)
+	// Run returns the exit code and the ledger as the process leaves it
+	// (both meaningless when the world killed the process), and an error
+	// for anything the simulation cannot go on from.
+	Run(ctx context.Context, w *World, input string, rows []privsync.Row, wait time.Duration) (int, *Inspection, error)
 	// Inspect returns the ledger's content and the subjects with items
 	// still in flight, from a fresh process.
 	Inspect(ctx context.Context) (*Inspection, error)
