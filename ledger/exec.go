@@ -517,12 +517,14 @@ func (d *DB) FinishRun(ctx context.Context, runID string, stats any) (int, error
 			}
 		}
 		n = len(evs)
-		return nil
+		// The pending rows and the run's end commit together: a run killed
+		// between them would write its pending rows again when resumed.
+		return setRunState(ctx, tx, runID, RunFinished, stats, now)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("closing run %s: %w", runID, err)
 	}
-	return n, d.SetRunState(ctx, runID, RunFinished, stats)
+	return n, nil
 }
 
 // OutcomeCounts counts a run's events by outcome.

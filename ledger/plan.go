@@ -111,22 +111,28 @@ func (d *DB) StartRun(ctx context.Context, r *Run, inputs any) error {
 // SetRunState moves a run to state, recording stats when given.
 func (d *DB) SetRunState(ctx context.Context, id, state string, stats any) error {
 	return d.inTx(ctx, func(tx *sql.Tx) error {
-		if stats != nil {
-			b, err := json.Marshal(stats)
-			if err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `UPDATE runs SET stats = ? WHERE id = ?`, string(b), id); err != nil {
-				return err
-			}
-		}
-		var finished any
-		if state == RunFinished {
-			finished = rfc3339(d.Now())
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE runs SET state = ?, finished_at = COALESCE(?, finished_at) WHERE id = ?`, state, finished, id)
-		return err
+		return setRunState(ctx, tx, id, state, stats, d.Now())
 	})
+}
+
+func setRunState(ctx context.Context, tx *sql.Tx, id, state string, stats any, now time.Time) error {
+	if stats != nil {
+		b, err := json.Marshal(stats)
+		if err != nil {
+			return fmt.Errorf("recording the run's figures: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE runs SET stats = ? WHERE id = ?`, string(b), id); err != nil {
+			return fmt.Errorf("recording the run's figures: %w", err)
+		}
+	}
+	var finished any
+	if state == RunFinished {
+		finished = rfc3339(now)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE runs SET state = ?, finished_at = COALESCE(?, finished_at) WHERE id = ?`, state, finished, id); err != nil {
+		return fmt.Errorf("recording run %s %s: %w", id, state, err)
+	}
+	return nil
 }
 
 // SetRunInputs records what was read for a run (files, hashes, counts).

@@ -79,7 +79,7 @@ func (d *Direct) run(ctx context.Context, db *ledger.DB, w *World, input string,
 		}
 		stopped = len(res.Stopped) > 0
 	}
-	popts := planner.Options{Vendors: Kinds, Limits: map[string]int{}, MaxCandidates: 1000, LookupChunk: 100, Rules: planner.Rules{Now: run.StartedAt, SuppressionWindow: 14 * 24 * time.Hour}}
+	popts := planner.Options{Vendors: Kinds, Limits: map[string]int{SFMC: 1000, Batch: 1, Bloomreach: 1000}, MaxCandidates: 1000, LookupChunk: 100, Rules: planner.Rules{Now: run.StartedAt, SuppressionWindow: 14 * 24 * time.Hour}}
 	var stats *planner.Stats
 	err = db.WritePlan(ctx, run.ID, func(l planner.Ledger, s planner.Sink) error {
 		stats, err = planner.Plan(ctx, rowSource(rows), l, s, popts)

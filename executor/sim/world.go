@@ -297,7 +297,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		status = http.StatusBadRequest
 	case post && t.vendor == Batch && p < f.Reset+f.Rate429+f.Err5xx+f.Conflict:
 		status = http.StatusConflict
-	case !post && (w.forgotten[req.URL.Path] || p > 1-f.Forget):
+	case !post && !strings.HasSuffix(req.URL.Path, "/requests") && (w.forgotten[req.URL.Path] || p > 1-f.Forget):
+		// A status request (not Batch.com's list of requests) about a
+		// request the vendor forgot.
 		w.forgotten[req.URL.Path] = true
 		status = http.StatusNotFound
 	case rng.Float64() < f.Lost:
