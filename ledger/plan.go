@@ -135,6 +135,22 @@ func setRunState(ctx context.Context, tx *sql.Tx, id, state string, stats any, n
 	return nil
 }
 
+// DropRun removes a run that recorded nothing (a plan refused by
+// --max-changes): no event, batch or item names it.
+func (d *DB) DropRun(ctx context.Context, id string) error {
+	return d.inTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE id = ? AND NOT EXISTS (SELECT 1 FROM events WHERE run_id = ?)
+			AND NOT EXISTS (SELECT 1 FROM batches WHERE run_id = ?)`, id, id, id)
+		if err != nil {
+			return fmt.Errorf("removing run %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return fmt.Errorf("removing run %s: it recorded outcomes", id)
+		}
+		return nil
+	})
+}
+
 // SetRunInputs records what was read for a run (files, hashes, counts).
 func (d *DB) SetRunInputs(ctx context.Context, id string, inputs any) error {
 	b, err := json.Marshal(inputs)
@@ -286,7 +302,7 @@ func (w *planWriter) Entry(ctx context.Context, e *planner.Entry) error {
 		access = e.AccessRequest // nothing to send for it: remember it was answered
 	}
 	if _, err := w.upSubject.ExecContext(ctx, e.Key.Vendor, e.Key.IDType, e.Key.SubjectID, nanos(e.UpdatedAt), access, inFlight, settled); err != nil {
-		return fmt.Errorf("recording subject %s: %w", e.Key.SubjectID, err)
+		return fmt.Errorf("recording a subject of %s: %w", e.Key.Vendor, err)
 	}
 	for i, op := range e.Decision.Ops {
 		last := i == len(e.Decision.Ops)-1

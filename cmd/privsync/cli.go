@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"github.com/mattn/go-isatty"
+	"github.com/privsync/privsync/executor"
+	"github.com/privsync/privsync/ledger"
 )
 
 // Exit codes, documented in the package comment and the README.
@@ -51,6 +53,12 @@ type Main struct {
 	Getenv func(string) string
 	// Terminal reports whether stderr is a terminal (progress bars).
 	Terminal bool
+
+	// Test hooks: ledgerHook sees every ledger run opens (the simulation
+	// kills a run at a commit); vendorsHook builds the vendors instead of
+	// the config.
+	ledgerHook  func(*ledger.DB)
+	vendorsHook func(context.Context, *Config) ([]executor.Vendor, error)
 }
 
 // NewMain returns a Main wired to the process.
@@ -102,19 +110,27 @@ func (m *Main) Run(ctx context.Context, args []string) error {
 
 // Exit prints err (if any) and returns the exit code for it.
 func (m *Main) Exit(err error) int {
-	if err == nil {
-		return ExitOK
+	code := exitCode(err)
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(m.Stderr, "privsync: %v\n", err)
 	}
-	if errors.Is(err, flag.ErrHelp) {
-		return ExitOK
-	}
-	code := ExitFailure
-	var ee *exitError
-	if errors.As(err, &ee) {
-		code = ee.code
-	}
-	fmt.Fprintf(m.Stderr, "privsync: %v\n", err)
 	return code
+}
+
+// exitCode is the one place an error becomes an exit code: nil and a help
+// request are 0; an error carrying a code (withCode, usageErr: bad usage,
+// configuration or input before anything was sent is 2; a finished run's
+// problems are 3; vendors stopped are 1) gives it; anything else (the
+// ledger in use, I/O, an interruption) is 1.
+func exitCode(err error) int {
+	var ee *exitError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return ExitOK
+	case errors.As(err, &ee):
+		return ee.code
+	}
+	return ExitFailure
 }
 
 // flagSet returns a FlagSet whose -h prints a usage for the command.

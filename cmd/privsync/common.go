@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/privsync/privsync"
 	"github.com/privsync/privsync/ingest"
 	"github.com/privsync/privsync/planner"
 	"github.com/schollz/progressbar/v3"
@@ -208,6 +209,17 @@ func (s *source) Read(ctx context.Context, h planner.RowHandler) error {
 	}
 	return nil
 }
+
+// validate reads the whole input once, so that an input broken further
+// down than its header stops the command before anything is sent.
+func (s *source) validate(ctx context.Context) error {
+	return s.Read(ctx, discardRows{})
+}
+
+type discardRows struct{}
+
+func (discardRows) Row(*privsync.Row) error         { return nil }
+func (discardRows) Reject(*privsync.RowError) error { return nil }
 
 func (s *source) close() {
 	if s.progress != nil {

@@ -16,155 +16,281 @@ import (
 	"github.com/privsync/privsync/executor"
 	"github.com/privsync/privsync/ingest"
 	"github.com/privsync/privsync/ledger"
+	"github.com/privsync/privsync/ledger/report"
 	"github.com/privsync/privsync/planner"
 )
 
-// run is `privsync run`: resume leftovers, plan, execute, report.
+// run is `privsync run`: resume leftovers, plan, execute, report. Its
+// phases: open (flags, config, input, ledger), begin (resume or start the
+// run, close an interrupted one of other input), leftovers, plan, execute,
+// finish; the verdict becomes the exit code in exitCode.
 func (m *Main) run(ctx context.Context, args []string) error {
-	var c common
-	var pf planFlags
+	var j job
+	if err := m.openJob(ctx, &j, args); err != nil {
+		return err
+	}
+	defer j.close()
+	if err := m.beginRun(ctx, &j); err != nil {
+		return err
+	}
+	if err := m.sendLeftovers(ctx, &j); err != nil {
+		return err
+	}
+	if err := m.planRun(ctx, &j); err != nil {
+		return err
+	}
+	res, err := m.execute(ctx, &j.c, j.db, j.vendors, j.run.ID, j.deadline, j.rep)
+	if err != nil {
+		if ctx.Err() != nil {
+			j.rep.sync(context.WithoutCancel(ctx))
+			return fmt.Errorf("interrupted: the ledger is consistent and the next run resumes run %s", j.run.ID)
+		}
+		return err
+	}
+	j.stopped = mergeStopped(j.stopped, res)
+	return m.finishRun(ctx, &j)
+}
+
+// job is one `privsync run` as its phases hand it on.
+type job struct {
+	c        common
+	pf       planFlags
+	src      *source
+	db       *ledger.DB
+	mode     string
+	key      string
+	prev     *ledger.Run // an interrupted run, or nil
+	run      *ledger.Run
+	rep      *reportSync
+	vendors  []executor.Vendor
+	deadline time.Time
+	stats    *planner.Stats
+	stopped  map[string]string
+}
+
+func (j *job) close() {
+	if j.rep != nil {
+		j.rep.close()
+	}
+	if j.db != nil {
+		j.db.Close()
+	}
+	if j.src != nil {
+		j.src.close()
+	}
+}
+
+// openJob parses the flags, loads the config, checks the input and opens
+// the ledger.
+func (m *Main) openJob(ctx context.Context, j *job, args []string) error {
 	var wait time.Duration
 	fs := m.flagSet("run", "run [flags] INPUT...")
-	c.register(fs)
-	pf.register(fs)
-	fs.DurationVar(&wait, "wait", 10*time.Minute, "how long to wait for vendors to confirm; what is pending then is picked up by the next run or status --poll")
+	j.c.register(fs)
+	j.pf.register(fs)
+	fs.DurationVar(&wait, "wait", 10*time.Minute, "how long to wait for vendors to confirm (leftovers of an interrupted run included); what is pending then is picked up by the next run or status --poll")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
-	if err := c.setup(m); err != nil {
+	if err := j.c.setup(m); err != nil {
 		return err
 	}
-	src, err := m.newSource(ctx, &c, fs.Args())
-	if err != nil {
+	var err error
+	if j.src, err = m.newSource(ctx, &j.c, fs.Args()); err != nil {
 		return err
 	}
-	defer src.close()
-	db, err := ledger.Open(ctx, c.ledger)
-	if err != nil {
-		return err // locked or unreadable: exit 1
+	j.mode = "incremental"
+	if j.pf.snapshot {
+		j.mode = "snapshot"
 	}
-	defer db.Close()
-
-	mode := "incremental"
-	if pf.snapshot {
-		mode = "snapshot"
-	}
-	key, err := inputKey(src.inputs, mode)
-	if err != nil {
+	if j.key, err = inputKey(j.src.inputs, j.mode); err != nil {
 		return withCode(ExitUsage, err)
 	}
-	if err := catchUpLastReport(ctx, db, c.reportDir, c.cfg.signer); err != nil {
+	if j.db, err = m.openLedger(ctx, j.c.ledger); err != nil {
+		return err // locked or unreadable: exit 1
+	}
+	j.deadline = time.Now().Add(wait)
+	return nil
+}
+
+// openLedger opens the ledger (tests wrap it: the simulation kills a run
+// at a commit).
+func (m *Main) openLedger(ctx context.Context, path string) (*ledger.DB, error) {
+	db, err := ledger.Open(ctx, path)
+	if err == nil && m.ledgerHook != nil {
+		m.ledgerHook(db)
+	}
+	return db, err
+}
+
+// beginRun resumes the interrupted run of the same input, or starts a new
+// one; an interrupted run of other input is closed (its report gets its
+// summary) once the new input is known to be readable, since its leftovers
+// are sent before anything of the new input is.
+func (m *Main) beginRun(ctx context.Context, j *job) error {
+	if err := catchUpLastReport(ctx, j.db, j.c.reportDir, j.c.cfg.signer); err != nil {
 		return err
 	}
-	prev, err := db.UnfinishedRun(ctx)
+	prev, err := j.db.UnfinishedRun(ctx)
 	if err != nil {
 		return fmt.Errorf("looking for an interrupted run: %w", err)
 	}
-	run := &ledger.Run{ID: newRunID(time.Now()), StartedAt: time.Now().UTC(), Mode: mode, InputKey: key}
+	j.prev = prev
+	j.run = &ledger.Run{ID: newRunID(time.Now()), StartedAt: time.Now().UTC(), Mode: j.mode, InputKey: j.key}
 	switch {
-	case prev != nil && prev.InputKey == key:
-		run = prev
-		c.log.Info("resuming the interrupted run of the same input", "run", run.ID)
+	case prev != nil && prev.InputKey == j.key:
+		j.run = prev
+		j.c.log.Info("resuming the interrupted run of the same input", "run", j.run.ID)
 	case prev != nil:
-		c.log.Info("an earlier run was interrupted: its leftover batches are sent first, reported in this run", "earlier", prev.ID)
-		if err := db.SetRunState(ctx, prev.ID, ledger.RunFinished, nil); err != nil {
+		// Read the whole input first: exit 2 must mean nothing was sent.
+		if err := j.src.validate(ctx); err != nil {
+			return err
+		}
+		j.c.log.Info("an earlier run was interrupted: its leftover batches are sent first, reported in this run", "earlier", prev.ID)
+		if err := j.db.SetRunState(ctx, prev.ID, ledger.RunFinished, nil); err != nil {
+			return err
+		}
+		// Its summary now, chained to the run before it: rows cut from the
+		// end of its report can be told at once.
+		if err := writeMissingSummary(ctx, j.db, j.c.reportDir, prev, j.c.cfg.signer); err != nil {
 			return err
 		}
 		fallthrough
 	default:
-		if err := db.StartRun(ctx, run, []string{}); err != nil {
+		if err := j.db.StartRun(ctx, j.run, []string{}); err != nil {
 			return err
 		}
 	}
-	rep, err := openReport(c.reportDir, run.ID, db)
+	j.rep, err = openReport(j.c.reportDir, j.run.ID, j.db)
 	if err != nil {
 		return err
 	}
-	defer rep.close()
-	rep.signer = c.cfg.signer
+	j.rep.signer = j.c.cfg.signer
+	j.vendors, err = m.connectors(ctx, &j.c)
+	return err
+}
 
-	vendors, err := c.connectors(ctx)
-	if err != nil {
-		return err
+// connectors builds the vendors (tests give their own).
+func (m *Main) connectors(ctx context.Context, c *common) ([]executor.Vendor, error) {
+	if m.vendorsHook != nil {
+		return m.vendorsHook(ctx, c.cfg)
 	}
-	// Leftovers of an earlier run go first, before the new plan is written.
-	if prev != nil && prev.ID != run.ID {
-		if _, err := m.execute(ctx, &c, db, vendors, run.ID, wait, rep); err != nil {
-			return err
-		}
+	return c.connectors(ctx)
+}
+
+// sendLeftovers sends the batches an interrupted run of other input left,
+// before the new plan is written (so it sees their outcomes).
+func (m *Main) sendLeftovers(ctx context.Context, j *job) error {
+	if j.prev == nil || j.prev.ID == j.run.ID {
+		return nil
 	}
-	opts := c.plannerOptions(pf, run.StartedAt)
-	var stats *planner.Stats
-	err = db.WritePlan(ctx, run.ID, func(l planner.Ledger, s planner.Sink) error {
+	res, err := m.execute(ctx, &j.c, j.db, j.vendors, j.run.ID, j.deadline, j.rep)
+	j.stopped = mergeStopped(j.stopped, res)
+	return err
+}
+
+// planRun plans the input and writes the plan, all or nothing. A plan
+// refused by --max-changes leaves no trace of a run that sent nothing.
+func (m *Main) planRun(ctx context.Context, j *job) error {
+	opts := j.c.plannerOptions(j.pf, j.run.StartedAt)
+	err := j.db.WritePlan(ctx, j.run.ID, func(l planner.Ledger, s planner.Sink) error {
 		var err error
-		if stats, err = planner.Plan(ctx, src, l, s, opts); err != nil {
+		if j.stats, err = planner.Plan(ctx, j.src, l, s, opts); err != nil {
 			return err
 		}
-		if pf.maxChanges > 0 && stats.Changes() > pf.maxChanges {
-			return usageErr("the plan has %d operations, more than --max-changes %d: nothing was sent; check the export", stats.Changes(), pf.maxChanges)
+		if j.pf.maxChanges > 0 && j.stats.Changes() > j.pf.maxChanges {
+			return usageErr("the plan has %d operations, more than --max-changes %d: nothing was sent; check the export", j.stats.Changes(), j.pf.maxChanges)
 		}
 		return nil
 	})
 	if err != nil {
+		if exitCode(err) == ExitUsage && j.rep.w.Rows() == 0 {
+			j.rep.close()
+			j.rep = nil
+			if derr := j.db.DropRun(ctx, j.run.ID); derr != nil {
+				j.c.log.Warn("could not remove the refused run", "run", j.run.ID, "error", derr)
+			} else if derr := os.Remove(report.Path(j.c.reportDir, j.run.ID)); derr != nil {
+				j.c.log.Warn("could not remove the refused run's empty report", "error", derr)
+			}
+		}
 		return fmt.Errorf("planning: %w", err)
 	}
-	if err := db.SetRunState(ctx, run.ID, ledger.RunRunning, stats); err != nil {
+	if err := j.db.SetRunState(ctx, j.run.ID, ledger.RunRunning, j.stats); err != nil {
 		return err
 	}
-	if err := db.SetRunInputs(ctx, run.ID, src.files); err != nil {
+	if err := j.db.SetRunInputs(ctx, j.run.ID, j.src.files); err != nil {
 		return err
 	}
-	if err := rep.sync(ctx); err != nil {
+	if err := j.rep.sync(ctx); err != nil {
 		return err
 	}
-	if !c.quiet {
-		printPlan(m.Stderr, "text", stats)
+	if !j.c.quiet {
+		printPlan(m.Stderr, "text", j.stats)
 	}
-	res, err := m.execute(ctx, &c, db, vendors, run.ID, wait, rep)
-	if err != nil {
-		if ctx.Err() != nil {
-			rep.sync(context.WithoutCancel(ctx))
-			return fmt.Errorf("interrupted: the ledger is consistent and the next run resumes run %s", run.ID)
-		}
-		return err
-	}
-	pending, err := db.FinishRun(ctx, run.ID, stats)
+	return nil
+}
+
+// finishRun closes the run, writes its summaries and says how it went.
+func (m *Main) finishRun(ctx context.Context, j *job) error {
+	pending, err := j.db.FinishRun(ctx, j.run.ID, j.stats)
 	if err != nil {
 		return err
 	}
-	if err := rep.finish(ctx, run); err != nil {
+	if err := j.rep.finish(ctx, j.run); err != nil {
 		return err
 	}
-	counts, err := db.OutcomeCounts(ctx, run.ID)
+	counts, err := j.db.OutcomeCounts(ctx, j.run.ID)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(m.Stderr, "run %s: %s; report %s\n", run.ID, outcomeLine(counts), rep.path)
+	problems, err := j.db.Problems(ctx, j.run.ID)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stderr, "run %s: %s; report %s\n", j.run.ID, outcomeLine(counts), j.rep.path)
 	if pending > 0 {
 		fmt.Fprintf(m.Stderr, "%d items are still pending at the vendors: the next run or `privsync status --poll` follows them up\n", pending)
 	}
-	if len(res.Stopped) > 0 {
-		names := make([]string, 0, len(res.Stopped))
-		for n, why := range res.Stopped {
+	return runVerdict(j.stopped, problems)
+}
+
+// runVerdict is the error a finished run ends with: vendors stopped for
+// the run (exit 1), or problems the report lists (exit 3).
+func runVerdict(stopped map[string]string, problems int) error {
+	if len(stopped) > 0 {
+		names := make([]string, 0, len(stopped))
+		for n, why := range stopped {
 			names = append(names, n+": "+why)
 		}
 		slices.Sort(names)
 		return withCode(ExitFailure, fmt.Errorf("vendors stopped for this run: %v", names))
 	}
-	if counts[string(privsync.OutcomeFailed)]+counts[string(privsync.OutcomeRejected)]+counts[string(privsync.OutcomeConflict)] > 0 {
-		return withCode(ExitPartial, errors.New("finished, but some items failed, were rejected or are in conflict: see the report"))
+	if problems > 0 {
+		return withCode(ExitPartial, errors.New("finished, but some items failed, expired, were rejected or are in conflict: see the report"))
 	}
 	return nil
 }
 
-func (m *Main) execute(ctx context.Context, c *common, db *ledger.DB, vendors []executor.Vendor, runID string, wait time.Duration, rep *reportSync) (*executor.Result, error) {
-	return m.executeWith(ctx, c, db, vendors, runID, wait, rep, false)
+func mergeStopped(into map[string]string, res *executor.Result) map[string]string {
+	if res == nil {
+		return into
+	}
+	for n, why := range res.Stopped {
+		if into == nil {
+			into = map[string]string{}
+		}
+		into[n] = why
+	}
+	return into
 }
 
-func (m *Main) executeWith(ctx context.Context, c *common, db *ledger.DB, vendors []executor.Vendor, runID string, wait time.Duration, rep *reportSync, pollOnly bool) (*executor.Result, error) {
+func (m *Main) execute(ctx context.Context, c *common, db *ledger.DB, vendors []executor.Vendor, runID string, deadline time.Time, rep *reportSync) (*executor.Result, error) {
+	return m.executeWith(ctx, c, db, vendors, runID, deadline, rep, false)
+}
+
+func (m *Main) executeWith(ctx context.Context, c *common, db *ledger.DB, vendors []executor.Vendor, runID string, deadline time.Time, rep *reportSync, pollOnly bool) (*executor.Result, error) {
 	prog := m.newProgress(c, vendors)
 	defer prog.finish()
-	return executor.Execute(ctx, db, vendors, executor.Options{RunID: runID, Wait: wait, PollOnly: pollOnly, Log: c.log, Progress: prog,
+	return executor.Execute(ctx, db, vendors, executor.Options{RunID: runID, Deadline: deadline, PollOnly: pollOnly, Log: c.log, Progress: prog,
 		Resolved: func(ctx context.Context) {
 			if err := rep.sync(ctx); err != nil {
 				c.log.Error("writing the report", "error", err)

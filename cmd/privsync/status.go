@@ -40,7 +40,9 @@ func (m *Main) status(ctx context.Context, args []string) error {
 	var err error
 	if poll {
 		if db, err = ledger.Open(ctx, c.ledger); err == nil {
-			err = m.pollNow(ctx, &c, db, wait)
+			if err = m.pollNow(ctx, &c, db, wait); err != nil {
+				db.Close()
+			}
 		}
 	} else {
 		db, err = ledger.OpenReadOnly(ctx, c.ledger)
@@ -101,7 +103,7 @@ func (m *Main) status(ctx context.Context, args []string) error {
 // pollNow asks the vendors about submitted batches, as a run of its own so
 // the outcomes it records land in a report.
 func (m *Main) pollNow(ctx context.Context, c *common, db *ledger.DB, wait time.Duration) error {
-	vendors, err := c.connectors(ctx)
+	vendors, err := m.connectors(ctx, c)
 	if err != nil {
 		return err
 	}
@@ -115,7 +117,7 @@ func (m *Main) pollNow(ctx context.Context, c *common, db *ledger.DB, wait time.
 	}
 	defer rep.close()
 	rep.signer = c.cfg.signer
-	if _, err := m.executeWith(ctx, c, db, vendors, run.ID, wait, rep, true); err != nil {
+	if _, err := m.executeWith(ctx, c, db, vendors, run.ID, time.Now().Add(wait), rep, true); err != nil {
 		return err
 	}
 	if _, err := db.FinishRun(ctx, run.ID, nil); err != nil {

@@ -192,6 +192,7 @@ func Run(ctx context.Context, seed uint64, r Runner) error {
 				}
 				pending = in.Pending
 			}
+			time.Sleep(time.Second) // a process starts
 			rctx, cancel := context.WithCancel(ctx)
 			w.Start(crash.At, crash.After, cancel, pending)
 			start := time.Now()
@@ -214,6 +215,7 @@ func Run(ctx context.Context, seed uint64, r Runner) error {
 				bad = append(bad, note(n, []string{fmt.Sprintf("the run took %v with --wait %v", took, sc.Wait)})...)
 			}
 			pending = after.Pending
+			bad = append(bad, note(n, after.Checks)...)
 			bad = append(bad, note(n, checkExit(w, after, code))...)
 			prev, prevNight, lastRows, lastInput = after, n, rows, input
 			break

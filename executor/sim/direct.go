@@ -126,6 +126,8 @@ type Inspection struct {
 	// Problems counts the last run's events that call for exit 3.
 	Problems    int
 	ProblemRows []string
+	// Checks are what the runner found wrong itself (the reports).
+	Checks []string
 }
 
 // InspectLedger reads what the checks need from db.

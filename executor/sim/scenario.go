@@ -202,7 +202,7 @@ func row(k privsync.Key, d desired) privsync.Row {
 type Model struct {
 	Latest  map[privsync.Key]privsync.Row
 	Deleted map[privsync.Key]map[uint64]bool // the fingerprints of the rows asking erasure
-	Access  map[privsync.Key][]string // access requests asked, distinct, in order
+	Access  map[privsync.Key][]string        // access requests asked, distinct, in order
 }
 
 // ModelUpTo follows the rows of nights [0, n].
