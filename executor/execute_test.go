@@ -1,0 +1,109 @@
+package executor_test
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/privsync/privsync"
+	"github.com/privsync/privsync/executor"
+	"github.com/privsync/privsync/executor/sim"
+	"github.com/privsync/privsync/ledger"
+	"github.com/privsync/privsync/planner"
+)
+
+type rowList []privsync.Row
+
+func (rs rowList) Read(ctx context.Context, h planner.RowHandler) error {
+	for i := range rs {
+		r := rs[i]
+		if err := h.Row(&r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// planned opens a ledger in dir and plans rs in run r1.
+func planned(t *testing.T, path string, rs ...privsync.Row) *ledger.DB {
+	t.Helper()
+	ctx := context.Background()
+	db, err := ledger.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.StartRun(ctx, &ledger.Run{ID: "r1", StartedAt: time.Now(), Mode: "incremental"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	err = db.WritePlan(ctx, "r1", func(l planner.Ledger, s planner.Sink) error {
+		_, err := planner.Plan(ctx, rowList(rs), l, s, planner.Options{Vendors: sim.Kinds,
+			Limits: map[string]int{sim.SFMC: 1000, sim.Batch: 1, sim.Bloomreach: 1000},
+			Rules:  planner.Rules{Now: time.Now(), SuppressionWindow: 14 * 24 * time.Hour}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// Defect 3: the batches a batch releases when it is done are sent in the
+// same run, also when it had nothing left to send.
+func TestReleasedBatchesAreSent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "l.db")
+		row := privsync.Row{Key: privsync.Key{Vendor: sim.Batch, IDType: "custom_id", SubjectID: "u1"}, AccessRequest: "T1",
+			Erasure: privsync.EraseDelete, UpdatedAt: time.Now()}
+		db := planned(t, path, row)
+		// The review's item is final but its batch is not done (as a crash
+		// between the two once left it): the remove waits behind it.
+		raw, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Exec(`UPDATE items SET outcome = 'completed' WHERE operation = 'review'`); err != nil {
+			t.Fatal(err)
+		}
+		raw.Close()
+		w := sim.NewWorld(1)
+		w.Start(0, false, nil, nil)
+		vendors, err := w.Vendors()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := executor.Execute(context.Background(), db, vendors, executor.Options{RunID: "r1", Wait: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		if n := w.SubmitCount(); n != 1 {
+			t.Fatalf("%d requests sent, want the remove released by the review's batch", n)
+		}
+	})
+}
+
+// Defect 7: a Retry-After longer than --wait does not hold the run: the
+// batch is left for the next run.
+func TestLongRetryAfterDoesNotOutlastTheWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := planned(t, filepath.Join(t.TempDir(), "l.db"),
+			privsync.Row{Key: privsync.Key{Vendor: sim.SFMC, SubjectID: "p1"}, Restrictions: privsync.DoNotTrack, UpdatedAt: time.Now()})
+		w := sim.NewWorld(1)
+		w.SetNight(sim.Faults{Err5xx: 1, LongRetryAfter: true}, 0)
+		w.Start(0, false, nil, nil)
+		vendors, _ := w.Vendors()
+		start := time.Now()
+		if _, err := executor.Execute(context.Background(), db, vendors, executor.Options{RunID: "r1", Wait: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		if took := time.Since(start); took > 2*time.Minute {
+			t.Fatalf("Execute took %v with a one-minute wait", took)
+		}
+		open, err := db.OpenBatches(context.Background(), sim.SFMC)
+		if err != nil || len(open) != 1 || open[0].State != ledger.BatchPlanned {
+			t.Fatalf("open batches %v, %v: want the batch planned again for the next run", open, err)
+		}
+	})
+}
