@@ -13,7 +13,7 @@ import (
 
 var (
 	simSeed  = flag.Uint64("seed", 0, "run only this simulation seed (TestSimulation)")
-	simSeeds = flag.Int("seeds", 300, "how many simulation seeds TestSimulation runs")
+	simSeeds = flag.Int("seeds", 0, "how many simulation seeds TestSimulation runs (default 1000, 100 under -race)")
 	simFrom  = flag.Uint64("seed-from", 1, "the first simulation seed")
 )
 
@@ -22,11 +22,18 @@ var (
 // crashes, checking the invariants after every night (executor/sim).
 // -seeds N runs more; -seed N replays one.
 func TestSimulation(t *testing.T) {
-	seeds := make([]uint64, 0, *simSeeds)
+	n := *simSeeds
+	if n == 0 {
+		n = 1000
+		if sim.Race {
+			n = 100 // the race detector is after data races, not more interleavings
+		}
+	}
+	var seeds []uint64
 	if *simSeed != 0 {
 		seeds = append(seeds, *simSeed)
 	} else {
-		for i := range *simSeeds {
+		for i := range n {
 			seeds = append(seeds, *simFrom+uint64(i))
 		}
 	}

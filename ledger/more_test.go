@@ -117,8 +117,11 @@ func TestClosedLedgerErrors(t *testing.T) {
 		"Events":        db.Events(ctx, "r1", 0, func(*ledger.Event) error { return nil }),
 		"Compact":       db.Compact(ctx),
 		"WritePlan":     db.WritePlan(ctx, "r1", func(planner.Ledger, planner.Sink) error { return nil }),
-		"Lookup":        func() error { _, err := db.Reader().Lookup(ctx, []privsync.Key{{Vendor: "sfmc", SubjectID: "p1"}}); return err }(),
-		"Settled":       func() error { _, err := db.Reader().Settled(ctx); return err }(),
+		"Lookup": func() error {
+			_, err := db.Reader().Lookup(ctx, []privsync.Key{{Vendor: "sfmc", SubjectID: "p1"}})
+			return err
+		}(),
+		"Settled": func() error { _, err := db.Reader().Settled(ctx); return err }(),
 	} {
 		if err == nil {
 			t.Errorf("%s on a closed ledger: no error", name)

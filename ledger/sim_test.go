@@ -13,7 +13,11 @@ import (
 // every kind of commit, splits, follow-ups, expiries) for the ledger's own
 // sake; the executor's tests play a thousand.
 func TestSimulationOnTheLedger(t *testing.T) {
-	for seed := uint64(1); seed <= 40; seed++ {
+	n := uint64(40)
+	if sim.Race {
+		n = 8
+	}
+	for seed := uint64(1); seed <= n; seed++ {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			t.Parallel()
 			dir := sim.TempDir(t)

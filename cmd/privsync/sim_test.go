@@ -23,7 +23,7 @@ import (
 
 var (
 	cmdSimSeed  = flag.Uint64("seed", 0, "run only this simulation seed (TestSimulation)")
-	cmdSimSeeds = flag.Int("seeds", 100, "how many simulation seeds TestSimulation runs")
+	cmdSimSeeds = flag.Int("seeds", 0, "how many simulation seeds TestSimulation runs (default 100, 20 under -race)")
 )
 
 const simConfig = `ledger = "ledger.db"
@@ -51,10 +51,17 @@ project_token = "` + vsim.ProjectToken + `"
 // (killed at a ledger commit, then run again), its exit code, and the
 // audit reports and summaries it leaves.
 func TestSimulation(t *testing.T) {
+	n := *cmdSimSeeds
+	if n == 0 {
+		n = 100
+		if vsim.Race {
+			n = 20
+		}
+	}
 	seeds := []uint64{*cmdSimSeed}
 	if *cmdSimSeed == 0 {
 		seeds = seeds[:0]
-		for i := range *cmdSimSeeds {
+		for i := range n {
 			seeds = append(seeds, uint64(i+1))
 		}
 	}
