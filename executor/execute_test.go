@@ -11,8 +11,10 @@ import (
 	"github.com/privsync/privsync"
 	"github.com/privsync/privsync/executor"
 	"github.com/privsync/privsync/executor/sim"
+	"github.com/privsync/privsync/executor/vendorapi"
 	"github.com/privsync/privsync/ledger"
 	"github.com/privsync/privsync/planner"
+	"golang.org/x/time/rate"
 )
 
 type rowList []privsync.Row
@@ -104,6 +106,48 @@ func TestLongRetryAfterDoesNotOutlastTheWait(t *testing.T) {
 		open, err := db.OpenBatches(context.Background(), sim.SFMC)
 		if err != nil || len(open) != 1 || open[0].State != ledger.BatchPlanned {
 			t.Fatalf("open batches %v, %v: want the batch planned again for the next run", open, err)
+		}
+	})
+}
+
+// fakeConn answers every poll with the statuses given, per id type.
+type fakeConn struct{ states map[string]vendorapi.State }
+
+func (fakeConn) MaxItems() int { return 1000 }
+func (fakeConn) Submit(ctx context.Context, items []vendorapi.Item) (vendorapi.Receipt, error) {
+	return vendorapi.Receipt{Ref: "ref"}, nil
+}
+func (f fakeConn) Poll(ctx context.Context, ref string, items []vendorapi.Item) ([]vendorapi.ItemStatus, error) {
+	var out []vendorapi.ItemStatus
+	for _, it := range items {
+		out = append(out, vendorapi.ItemStatus{IDType: it.IDType, SubjectID: it.SubjectID, State: f.states[it.IDType]})
+	}
+	return out, nil
+}
+
+// Defect 8: statuses are matched to items by id type and subject id: the
+// same id under two id types is two subjects.
+func TestStatusesMatchedByIDTypeAndSubject(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		now := time.Now()
+		db := planned(t, filepath.Join(t.TempDir(), "l.db"),
+			privsync.Row{Key: privsync.Key{Vendor: sim.Bloomreach, IDType: "registered", SubjectID: "x"}, Erasure: privsync.EraseDelete, UpdatedAt: now},
+			privsync.Row{Key: privsync.Key{Vendor: sim.Bloomreach, IDType: "email", SubjectID: "x"}, Erasure: privsync.EraseDelete, UpdatedAt: now})
+		conn := fakeConn{states: map[string]vendorapi.State{"registered": vendorapi.StateDone, "email": vendorapi.StatePending}}
+		vendors := []executor.Vendor{{Name: sim.Bloomreach, Conn: conn, Limiter: rate.NewLimiter(rate.Inf, 1), MaxInFlight: 1}}
+		if _, err := executor.Execute(context.Background(), db, vendors, executor.Options{RunID: "r1", Wait: time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		in, err := sim.InspectLedger(context.Background(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, it := range in.Items {
+			got[it.Key.IDType] = it.Outcome
+		}
+		if got["registered"] != "completed" || got["email"] != "pending" {
+			t.Fatalf("outcomes %v, want registered completed and email pending", got)
 		}
 	})
 }

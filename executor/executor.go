@@ -464,13 +464,14 @@ func (r *runner) poll(ctx context.Context, t *task) error {
 
 // apply records the final statuses among statuses.
 func (r *runner) apply(ctx context.Context, b *ledger.Batch, statuses []vendorapi.ItemStatus) error {
-	bySubject := map[string]*vendorapi.ItemStatus{}
+	type subject struct{ idType, id string }
+	bySubject := map[subject]*vendorapi.ItemStatus{}
 	for i := range statuses {
-		bySubject[statuses[i].SubjectID] = &statuses[i]
+		bySubject[subject{statuses[i].IDType, statuses[i].SubjectID}] = &statuses[i]
 	}
 	var results []ledger.Result
 	for _, it := range b.Items {
-		st := bySubject[it.SubjectID]
+		st := bySubject[subject{it.IDType, it.SubjectID}]
 		if st == nil {
 			continue
 		}

@@ -143,7 +143,7 @@ func (c *Client) Poll(ctx context.Context, ref string, items []vendorapi.Item) (
 	res := make([]vendorapi.ItemStatus, len(items))
 	for i, it := range items {
 		res[i] = st
-		res[i].SubjectID = it.SubjectID
+		res[i].IDType, res[i].SubjectID = it.IDType, it.SubjectID
 	}
 	return res, nil
 }

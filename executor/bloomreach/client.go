@@ -141,7 +141,7 @@ func (c *Client) Submit(ctx context.Context, items []vendorapi.Item) (vendorapi.
 func (c *Client) Poll(_ context.Context, _ string, items []vendorapi.Item) ([]vendorapi.ItemStatus, error) {
 	out := make([]vendorapi.ItemStatus, len(items))
 	for i, it := range items {
-		out[i] = vendorapi.ItemStatus{SubjectID: it.SubjectID, State: vendorapi.StateDone}
+		out[i] = vendorapi.ItemStatus{IDType: it.IDType, SubjectID: it.SubjectID, State: vendorapi.StateDone}
 	}
 	return out, nil
 }

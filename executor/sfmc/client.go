@@ -156,7 +156,7 @@ func (c *Client) Poll(ctx context.Context, ref string, items []vendorapi.Item) (
 	}
 	out := make([]vendorapi.ItemStatus, 0, len(items))
 	for _, it := range items {
-		st := vendorapi.ItemStatus{SubjectID: it.SubjectID, State: vendorapi.StateDone}
+		st := vendorapi.ItemStatus{IDType: it.IDType, SubjectID: it.SubjectID, State: vendorapi.StateDone}
 		if t := byProfile[it.SubjectID]; t != nil {
 			switch {
 			case len(t.failed) > 0:

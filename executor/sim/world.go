@@ -393,7 +393,7 @@ func (o *observed) Poll(ctx context.Context, ref string, items []vendorapi.Item)
 			continue
 		}
 		for _, it := range items {
-			if it.SubjectID == s.SubjectID {
+			if it.IDType == s.IDType && it.SubjectID == s.SubjectID {
 				final = append(final, it)
 			}
 		}

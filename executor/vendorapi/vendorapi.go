@@ -46,6 +46,7 @@ func (s State) String() string {
 
 // ItemStatus is the vendor's word on one item of a submitted request.
 type ItemStatus struct {
+	IDType    string // with SubjectID, the item it is about
 	SubjectID string
 	State     State
 	Detail    string // the vendor's error text, when failed
