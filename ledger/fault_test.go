@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -96,5 +97,34 @@ func TestFailingStatementsRollBack(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// Defect 8: an error writing a plan does not carry a subject id (errors
+// are logged at every level; subject ids only at debug).
+func TestPlanErrorsNameNoSubject(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "l.db")
+	db := mustOpenAt(t, path)
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	if _, err := raw.Exec(`CREATE TRIGGER fail BEFORE INSERT ON subjects BEGIN SELECT RAISE(ABORT, 'injected'); END`); err != nil {
+		t.Fatal(err)
+	}
+	mustStartRun(t, db, "r1")
+	now := time.Now().UTC()
+	err = db.WritePlan(ctx, "r1", func(l planner.Ledger, s planner.Sink) error {
+		_, err := planner.Plan(ctx, rows{sfmcRow("person-4711", privsync.DoNotTrack, 0, now)}, l, s,
+			planner.Options{Vendors: sfmcOnly, Limits: map[string]int{"sfmc": 1000}, Rules: planner.Rules{Now: now}})
+		return err
+	})
+	if err == nil {
+		t.Fatal("the plan was written with every subject insert failing")
+	}
+	if strings.Contains(err.Error(), "person-4711") {
+		t.Fatalf("the error names the subject: %v", err)
 	}
 }
