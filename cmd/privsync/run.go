@@ -39,7 +39,7 @@ func (m *Main) run(ctx context.Context, args []string) error {
 	if err := m.planRun(ctx, &j); err != nil {
 		return err
 	}
-	res, err := m.execute(ctx, &j.c, j.db, j.vendors, j.run.ID, j.deadline, j.rep)
+	res, err := m.execute(ctx, &j.c, j.db, j.vendors, j.run.ID, j.waitUntil(), j.rep)
 	if err != nil {
 		if ctx.Err() != nil {
 			j.rep.sync(context.WithoutCancel(ctx))
@@ -63,9 +63,19 @@ type job struct {
 	run      *ledger.Run
 	rep      *reportSync
 	vendors  []executor.Vendor
-	deadline time.Time
+	wait     time.Duration
+	deadline time.Time // the end of the wait: --wait after the first request may leave
 	stats    *planner.Stats
 	stopped  map[string]string
+}
+
+// waitUntil is the end of the run's wait, which starts when its first
+// batch may leave (leftovers and the new plan share it).
+func (j *job) waitUntil() time.Time {
+	if j.deadline.IsZero() {
+		j.deadline = time.Now().Add(j.wait)
+	}
+	return j.deadline
 }
 
 func (j *job) close() {
@@ -108,7 +118,7 @@ func (m *Main) openJob(ctx context.Context, j *job, args []string) error {
 	if j.db, err = m.openLedger(ctx, j.c.ledger); err != nil {
 		return err // locked or unreadable: exit 1
 	}
-	j.deadline = time.Now().Add(wait)
+	j.wait = wait
 	return nil
 }
 
@@ -183,7 +193,7 @@ func (m *Main) sendLeftovers(ctx context.Context, j *job) error {
 	if j.prev == nil || j.prev.ID == j.run.ID {
 		return nil
 	}
-	res, err := m.execute(ctx, &j.c, j.db, j.vendors, j.run.ID, j.deadline, j.rep)
+	res, err := m.execute(ctx, &j.c, j.db, j.vendors, j.run.ID, j.waitUntil(), j.rep)
 	j.stopped = mergeStopped(j.stopped, res)
 	return err
 }
