@@ -2,7 +2,6 @@ package sim
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -173,8 +172,6 @@ func (s rowSource) Read(ctx context.Context, h planner.RowHandler) error {
 	}
 	return nil
 }
-
-var _ = errors.New
 
 // TempDir is a temporary directory for a scenario's ledger: in /dev/shm
 // where there is one (a ledger commit is an fsync; on a disk shared by a

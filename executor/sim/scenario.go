@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/privsync/privsync"
+	"github.com/privsync/privsync/executor/vendorapi/simkit"
 	"github.com/privsync/privsync/planner"
 )
 
@@ -49,16 +50,7 @@ type Scenario struct {
 
 // Magic reports whether the subject is one the vendors never succeed for.
 func (s Subject) Magic() bool {
-	return contains(s.Key.SubjectID, "sim-fail") || contains(s.Key.SubjectID, Bad)
-}
-
-func contains(s, sub string) bool {
-	for i := 0; i+len(sub) <= len(s); i++ {
-		if s[i:i+len(sub)] == sub {
-			return true
-		}
-	}
-	return false
+	return simkit.Is(s.Key.SubjectID, simkit.MagicFail) || simkit.Is(s.Key.SubjectID, Bad)
 }
 
 // desired is what a subject's rows ask, as the model follows them.
