@@ -162,7 +162,7 @@ func TestBadInput(t *testing.T) {
 			values := bytes.Index(data, []byte("sfmc\x09\x00\x00\x00batch-ios")) // the first two values
 			patch(t, p, values+4, "0000")                                        // the second's length: 808 MB
 			return p
-		}, wantErr: `truncated or corrupt parquet file: row group 1, column "vendor": string of 808464432 bytes in 3488`},
+		}, wantErr: `truncated or corrupt parquet file: row group 1, column "vendor": parquet: eof reading bytearray`, wantLine: 1},
 		{name: "parquet without subject_id", setup: func(t *testing.T, dir string) string {
 			return toParquet(t, dir, "in.parquet", csvLines("vendor,id_type", "sfmc,"), gendata.ParquetOptions{})
 		}, wantErr: `missing required column "subject_id"`},
@@ -171,9 +171,6 @@ func TestBadInput(t *testing.T) {
 				gendata.ParquetOptions{Timestamp: "micros"})
 		}, opts: ingest.Options{Columns: map[string]string{"restrictions": "updated_at", "updated_at": "x"}},
 			wantErr: `column "updated_at": unsupported parquet type INT64 for restrictions, expected strings`},
-		{name: "parquet columns parquet-go cannot tell apart", setup: func(t *testing.T, dir string) string {
-			return toParquet(t, dir, "in.parquet", csvLines("vendor,subject_id,Subject_id", "sfmc,p-1,x"), gendata.ParquetOptions{})
-		}, wantErr: `columns "subject_id" and "Subject_id" differ only in case or punctuation, which parquet-go cannot read apart`},
 		{name: "empty directory", setup: func(t *testing.T, dir string) string {
 			writeFile(t, dir, "in/_SUCCESS", "")
 			writeFile(t, dir, "in/.part-0.csv.crc", "")

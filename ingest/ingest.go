@@ -50,6 +50,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -364,9 +365,42 @@ func (s *session) open(path string) (input, error) {
 		}
 		return src, nil
 	case FormatParquet:
-		return openParquet(path, s)
+		return openParquetFile(path, s)
 	}
 	return nil, fileErr(path, 0, "unknown input type: expected a .csv or .parquet file")
+}
+
+// hiveNull is how Spark and Hive name the directory of a null partition value.
+const hiveNull = "__HIVE_DEFAULT_PARTITION__"
+
+// partitionOf reads the hive-style key=value directories in a file's path
+// (vendor=sfmc/part-0.parquet) whose key names a column, URL-decoded as
+// Spark and DuckDB encode them. The deepest directory of a key counts.
+func (s *session) partitionOf(path string) (partition, error) {
+	var pt partition
+	for _, dir := range strings.Split(filepath.ToSlash(filepath.Dir(path)), "/") {
+		k, v, ok := strings.Cut(dir, "=")
+		if !ok {
+			continue
+		}
+		key, err := url.PathUnescape(k)
+		if err != nil {
+			continue // not a partition directory
+		}
+		val, err := url.PathUnescape(v)
+		if err != nil {
+			return pt, fmt.Errorf("partition directory %s: %w", dir, err)
+		}
+		if val == hiveNull {
+			val = ""
+		}
+		for f, name := range s.names {
+			if name == key {
+				pt.vals[f], pt.set[f], pt.dirs[f], pt.any = val, true, dir, true
+			}
+		}
+	}
+	return pt, nil
 }
 
 // check opens and closes every file, keeping standard input open.

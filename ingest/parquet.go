@@ -2,195 +2,200 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"runtime"
-	"strconv"
 	"strings"
 	"sync"
-	"time"
 
-	"github.com/xitongsys/parquet-go-source/local"
-	"github.com/xitongsys/parquet-go/common"
-	"github.com/xitongsys/parquet-go/parquet"
-	"github.com/xitongsys/parquet-go/reader"
-	"github.com/xitongsys/parquet-go/source"
-	"github.com/xitongsys/parquet-go/types"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 )
 
 // ParquetBatchRows is how many rows are read from each Parquet column at once.
-const ParquetBatchRows = 10_000
+const ParquetBatchRows = 8192
 
-// pqValue is how a Parquet leaf column's values become strings or times.
-type pqValue int
-
+// Bounds on what a Parquet file may make the reader allocate: a page whose
+// header claims more is refused before anything is allocated for it.
+// Writers make pages of 8 KiB to a few MiB; a dictionary page of 10M
+// distinct ids of 36 bytes is under 400 MiB, so such a dictionary is
+// refused: its writer should have fallen back to plain pages, as they do.
 const (
-	pqString pqValue = iota // BYTE_ARRAY, FIXED_LEN_BYTE_ARRAY
-	pqInt                   // INT32 or INT64, written in decimal
-	pqTimeMillis
-	pqTimeMicros
-	pqTimeNanos
-	pqTimeInt96 // the legacy Spark and Impala timestamp
+	maxCompressedPageSize   = 64 << 20
+	maxUncompressedPageSize = 64 << 20
 )
 
-// pqColumn is a canonical column found in a Parquet schema.
-type pqColumn struct {
-	field field
-	path  string // the leaf's internal path, for ReadColumnByPath
-	value pqValue
-	list  bool  // a list of strings (repetition level 1)
-	maxDL int32 // definition level of a present value
-
-	// the current batch
-	vals []any
-	rls  []int32
-	dls  []int32
-	pos  int
+// Source is an opened input file: what the Parquet reader needs is ranged
+// reads (io.ReaderAt) and the size, so a local file and an object in a
+// store read the same way. Name is the file's name in messages and in
+// FileInfo.Path.
+type Source struct {
+	Name string
+	R    io.ReaderAt
+	Size int64
 }
 
+// parquetSource is an opened Parquet input whose footer has been read and
+// whose schema holds the columns needed.
 type parquetSource struct {
-	path  string
-	pf    source.ParquetFile
-	pr    *reader.ParquetReader
-	cols  []*pqColumn
-	rows  int64
-	size  int64
-	names *[numFields]string
+	src    Source
+	closer io.Closer // closed by close, if set
+	rd     *file.Reader
+	md     *metadata.FileMetaData
+	cols   []*pqColumn
+	part   partition
+	rows   int64
 }
 
-// recovered turns a panic of the Parquet library into an error.
-func recovered(err *error) {
-	if r := recover(); r != nil {
-		*err = fmt.Errorf("corrupt parquet file: %v", r)
-	}
-}
-
-func newColumnReader(pf source.ParquetFile) (pr *reader.ParquetReader, err error) {
-	defer recovered(&err)
-	return reader.NewParquetColumnReader(pf, 1)
-}
-
-// checkMagic verifies the "PAR1" marks at both ends of a Parquet file.
-func checkMagic(path string) (int64, error) {
+// openParquetFile opens a local Parquet file.
+func openParquetFile(path string, s *session) (*parquetSource, error) {
 	f, err := os.Open(path)
-	if err != nil {
-		return 0, unwrapPathError(err)
-	}
-	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return 0, unwrapPathError(err)
-	}
-	size := st.Size()
-	var head, tail [4]byte
-	if size < 12 {
-		return size, errors.New("not a parquet file: too short")
-	}
-	if _, err := f.ReadAt(head[:], 0); err != nil {
-		return size, fmt.Errorf("reading: %w", err)
-	}
-	if _, err := f.ReadAt(tail[:], size-4); err != nil {
-		return size, fmt.Errorf("reading: %w", err)
-	}
-	if string(head[:]) != "PAR1" {
-		return size, errors.New("not a parquet file: no PAR1 mark at its start")
-	}
-	if string(tail[:]) != "PAR1" {
-		return size, errors.New("truncated or corrupt parquet file: no PAR1 mark at its end")
-	}
-	return size, nil
-}
-
-func openParquet(path string, s *session) (_ *parquetSource, err error) {
-	size, err := checkMagic(path)
-	if err != nil {
-		return nil, &FileError{Path: path, Err: err}
-	}
-	pf, err := local.NewLocalFileReader(path)
 	if err != nil {
 		return nil, &FileError{Path: path, Err: unwrapPathError(err)}
 	}
-	src := &parquetSource{path: path, pf: pf, size: size, names: &s.names}
-	defer func() {
-		if err != nil {
-			src.close()
-		}
-	}()
-	if src.pr, err = newColumnReader(pf); err != nil {
-		return nil, fileErr(path, 0, "truncated or corrupt parquet file: %w", err)
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, &FileError{Path: path, Err: unwrapPathError(err)}
 	}
-	if err := src.checkFooter(); err != nil {
-		return nil, &FileError{Path: path, Err: err}
+	p, err := openParquet(Source{Name: path, R: f, Size: st.Size()}, s)
+	if err != nil {
+		f.Close()
+		return nil, err
 	}
-	if err := src.mapSchema(); err != nil {
-		return nil, &FileError{Path: path, Err: err}
+	p.closer = f
+	return p, nil
+}
+
+// openParquet reads the footer of a Parquet source and maps its schema.
+func openParquet(src Source, s *session) (*parquetSource, error) {
+	if err := checkMagic(src); err != nil {
+		return nil, &FileError{Path: src.Name, Err: err}
 	}
-	return src, nil
+	props := parquet.NewReaderProperties(nil)
+	// Read pages through a buffer rather than whole column chunks: memory
+	// stays a few pages per column however large the row groups are.
+	props.BufferedStreamEnabled = true
+	props.BufferSize = 256 << 10
+	props.MaxCompressedPageSize = maxCompressedPageSize
+	props.MaxUncompressedPageSize = maxUncompressedPageSize
+	rd, err := file.NewParquetReader(io.NewSectionReader(src.R, 0, src.Size), file.WithReadProps(props))
+	if err != nil {
+		return nil, fileErr(src.Name, 0, "truncated or corrupt parquet file: %w", err)
+	}
+	p := &parquetSource{src: src, rd: rd, md: rd.MetaData()}
+	if p.part, err = s.partitionOf(src.Name); err != nil {
+		return nil, &FileError{Path: src.Name, Err: err}
+	}
+	if err := p.checkFooter(); err != nil {
+		return nil, &FileError{Path: src.Name, Err: err}
+	}
+	if err := p.mapSchema(&s.names); err != nil {
+		return nil, &FileError{Path: src.Name, Err: err}
+	}
+	if err := p.checkCodecs(); err != nil {
+		return nil, &FileError{Path: src.Name, Err: err}
+	}
+	return p, nil
+}
+
+// checkMagic verifies the "PAR1" marks at both ends of a Parquet file.
+func checkMagic(src Source) error {
+	if src.Size < 12 {
+		return errors.New("not a parquet file: too short")
+	}
+	var head, tail [4]byte
+	if _, err := src.R.ReadAt(head[:], 0); err != nil {
+		return fmt.Errorf("reading: %w", unwrapPathError(err))
+	}
+	if _, err := src.R.ReadAt(tail[:], src.Size-4); err != nil {
+		return fmt.Errorf("reading: %w", unwrapPathError(err))
+	}
+	if string(head[:]) != "PAR1" {
+		return errors.New("not a parquet file: no PAR1 mark at its start")
+	}
+	if string(tail[:]) != "PAR1" {
+		return errors.New("truncated or corrupt parquet file: no PAR1 mark at its end")
+	}
+	return nil
 }
 
 func (p *parquetSource) checkFooter() error {
-	ft := p.pr.Footer
 	var sum int64
-	for _, rg := range ft.GetRowGroups() {
-		for _, cc := range rg.GetColumns() {
-			if cc.FilePath != nil {
-				return errors.New("column chunks in other files are not supported")
-			}
-			if cc.MetaData == nil {
-				return errors.New("corrupt parquet file: a column chunk has no metadata")
-			}
+	for g := range p.md.NumRowGroups() {
+		rg := p.md.RowGroup(g)
+		n := rg.NumRows()
+		if n < 0 {
+			return fmt.Errorf("corrupt parquet file: row group %d has %d rows", g+1, n)
 		}
-		sum += rg.GetNumRows()
+		sum += n
 	}
-	if p.rows = ft.GetNumRows(); p.rows != sum || p.rows < 0 || p.rows > 8*p.size {
+	// A row takes at least a bit in some column: more rows than bits is a
+	// corrupt footer, not a big file.
+	if p.rows = p.md.NumRows; p.rows != sum || p.rows < 0 || p.rows > 8*p.src.Size {
 		return fmt.Errorf("corrupt parquet file: %d rows in its footer, %d in its row groups", p.rows, sum)
 	}
 	return nil
 }
 
-// mapSchema finds the leaf column of each canonical column present.
-func (p *parquetSource) mapSchema() error {
-	sh := p.pr.SchemaHandler
-	els := sh.SchemaElements
-	if len(els) == 0 || len(sh.Infos) != len(els) {
-		return errors.New("corrupt parquet schema")
-	}
-	leaves := map[string][]int{}   // top-level name -> leaf schema indexes
-	inNames := map[string]string{} // parquet-go's own name of each -> its name
-	for i, k := 1, int32(0); k < els[0].GetNumChildren(); k++ {
-		if i >= len(els) {
-			return errors.New("corrupt parquet schema")
-		}
-		name, in := sh.Infos[i].ExName, sh.Infos[i].InName // the reader renamed els[i]
-		if other, ok := inNames[in]; ok {
-			// parquet-go capitalizes names: it cannot tell these apart.
-			return fmt.Errorf("columns %q and %q differ only in case or punctuation, which parquet-go cannot read apart", other, name)
-		}
-		inNames[in] = name
-		end := i + subtreeSize(els, i)
-		if end > len(els) {
-			return errors.New("corrupt parquet schema")
-		}
-		for ; i < end; i++ {
-			if els[i].GetNumChildren() == 0 {
-				leaves[name] = append(leaves[name], i)
+// checkCodecs refuses a file compressed in a way the reader cannot read
+// before a row of it is streamed.
+func (p *parquetSource) checkCodecs() error {
+	for g := range p.md.NumRowGroups() {
+		rg := p.md.RowGroup(g)
+		for _, c := range p.cols {
+			cc, err := rg.ColumnChunk(c.leaf)
+			if err != nil {
+				return fmt.Errorf("corrupt parquet file: row group %d, column %q: %w", g+1, c.name, err)
+			}
+			if cc.FilePath() != "" {
+				return fmt.Errorf("row group %d, column %q: column chunks in other files are not supported", g+1, c.name)
+			}
+			codec := cc.Compression()
+			if _, err := compress.GetCodec(codec); err != nil {
+				return fmt.Errorf("unsupported compression codec %s in row group %d, column %q", codec, g+1, c.name)
 			}
 		}
+	}
+	return nil
+}
+
+// mapSchema finds the leaf column of each canonical column present, and
+// how its values become text or times.
+func (p *parquetSource) mapSchema(names *[numFields]string) error {
+	sc := p.md.Schema
+	leaves := map[string][]int{} // top-level name -> leaf column indexes
+	for i := range sc.NumColumns() {
+		top := sc.Column(i).ColumnPath()[0]
+		leaves[top] = append(leaves[top], i)
+	}
+	seen := map[string]bool{}
+	for i := range sc.Root().NumFields() {
+		name := sc.Root().Field(i).Name()
+		if seen[name] {
+			return fmt.Errorf("duplicate column %q in the schema", name)
+		}
+		seen[name] = true
 	}
 	for f := range numFields {
-		name := p.names[f]
+		name := names[f]
 		idx, ok := leaves[name]
-		if !ok {
-			if f == fVendor || f == fSubjectID {
-				return fmt.Errorf("missing required column %s", describeColumn(p.names, f))
-			}
+		switch {
+		case !ok && p.part.has(f):
+			continue // the directory supplies it
+		case !ok && (f == fVendor || f == fSubjectID):
+			return fmt.Errorf("missing required column %s", describeColumn(names, f))
+		case !ok:
 			continue
-		}
-		if len(idx) != 1 {
+		case len(idx) != 1:
 			return fmt.Errorf("column %q is a group of %d columns, expected strings", name, len(idx))
 		}
-		col, err := p.leafColumn(f, idx[0])
+		col, err := newPQColumn(field(f), name, sc.Column(idx[0]), idx[0])
 		if err != nil {
 			return fmt.Errorf("column %q: %w", name, err)
 		}
@@ -199,136 +204,14 @@ func (p *parquetSource) mapSchema() error {
 	return nil
 }
 
-// subtreeSize counts the schema elements of the subtree rooted at i.
-func subtreeSize(els []*parquet.SchemaElement, i int) int {
-	n, j := 1, i+1
-	for k := int32(0); k < els[i].GetNumChildren() && j < len(els); k++ {
-		size := subtreeSize(els, j)
-		n, j = n+size, j+size
-	}
-	return n
-}
-
-func (p *parquetSource) leafColumn(f field, i int) (*pqColumn, error) {
-	sh := p.pr.SchemaHandler
-	el := sh.SchemaElements[i]
-	in := sh.IndexMap[int32(i)]
-	path := common.StrToPath(in)
-	maxRL, err := sh.MaxRepetitionLevel(path)
-	if err != nil {
-		return nil, err
-	}
-	maxDL, err := sh.MaxDefinitionLevel(path)
-	if err != nil {
-		return nil, err
-	}
-	col := &pqColumn{field: f, path: in, maxDL: maxDL, list: maxRL == 1}
-	switch {
-	case maxRL > 1, maxRL == 1 && f != fRestrictions:
-		return nil, errors.New("nested lists are supported only for restrictions, as a list of strings")
-	}
-	switch t := el.GetType(); {
-	case t == parquet.Type_BYTE_ARRAY || t == parquet.Type_FIXED_LEN_BYTE_ARRAY:
-		col.value = pqString
-	case f == fUpdatedAt && t == parquet.Type_INT96:
-		col.value = pqTimeInt96
-	case f == fUpdatedAt && timestampUnit(el) != pqInt:
-		col.value = timestampUnit(el)
-	case f == fUpdatedAt:
-		return nil, fmt.Errorf("unsupported parquet type %s for updated_at, expected a string or a TIMESTAMP", t)
-	case (t == parquet.Type_INT32 || t == parquet.Type_INT64) && (f == fSubjectID || f == fAccessRequest):
-		col.value = pqInt
-	default:
-		return nil, fmt.Errorf("unsupported parquet type %s for %s, expected strings", t, canonicalNames[f])
-	}
-	return col, nil
-}
-
-// timestampUnit tells the unit of an INT64 TIMESTAMP column, or pqInt.
-func timestampUnit(el *parquet.SchemaElement) pqValue {
-	if el.GetType() != parquet.Type_INT64 {
-		return pqInt
-	}
-	if lt := el.GetLogicalType(); lt != nil && lt.IsSetTIMESTAMP() {
-		u := lt.GetTIMESTAMP().GetUnit()
-		switch {
-		case u.IsSetMILLIS():
-			return pqTimeMillis
-		case u.IsSetMICROS():
-			return pqTimeMicros
-		case u.IsSetNANOS():
-			return pqTimeNanos
-		}
-	}
-	if el.IsSetConvertedType() {
-		switch el.GetConvertedType() {
-		case parquet.ConvertedType_TIMESTAMP_MILLIS:
-			return pqTimeMillis
-		case parquet.ConvertedType_TIMESTAMP_MICROS:
-			return pqTimeMicros
-		}
-	}
-	return pqInt
-}
-
 func (p *parquetSource) close() {
-	if p.pr != nil {
-		for _, cb := range p.pr.ColumnBuffers {
-			if cb != nil && cb.PFile != nil {
-				cb.PFile.Close()
-			}
-		}
+	if p.closer != nil {
+		p.closer.Close()
 	}
-	p.pf.Close()
-}
-
-// readBatch reads the next n rows of a column.
-func (p *parquetSource) readBatch(c *pqColumn, n int64) (err error) {
-	defer recovered(&err)
-	c.vals, c.rls, c.dls, err = p.pr.ReadColumnByPath(c.path, n)
-	c.pos = 0
-	if err != nil {
-		return err
-	}
-	got := int64(len(c.vals))
-	if c.list {
-		got = 0
-		for _, rl := range c.rls {
-			if rl == 0 {
-				got++
-			}
-		}
-	}
-	if got != n || len(c.rls) != len(c.vals) || len(c.dls) != len(c.vals) {
-		return fmt.Errorf("truncated or corrupt parquet file: column %q has %d of %d rows", p.names[c.field], got, n)
-	}
-	return nil
-}
-
-// readBatches reads the next n rows of every column, the columns side by
-// side: each has its own file handle and buffers in parquet-go.
-func (p *parquetSource) readBatches(n int64) error {
-	errs := make([]error, len(p.cols))
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
-	for i, c := range p.cols {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			errs[i] = p.readBatch(c, n)
-		})
-	}
-	wg.Wait()
-	for _, err := range errs {
-		if err != nil {
-			return err // the first column's, as a sequential read would
-		}
-	}
-	return nil
 }
 
 func (p *parquetSource) stream(ctx context.Context, s *session, h Handler, info *FileInfo) error {
-	wait := hashAsync(p.path)
+	wait := hashSourceAsync(p.src)
 	err := p.streamRows(ctx, s, h, info)
 	if herr := wait(info); err == nil {
 		err = herr
@@ -336,117 +219,217 @@ func (p *parquetSource) stream(ctx context.Context, s *session, h Handler, info 
 	return err
 }
 
-// openColumns makes parquet-go's buffer of each column, before the columns
-// are read side by side (it would make them lazily, racing on its map).
-func (p *parquetSource) openColumns() (err error) {
-	defer recovered(&err)
-	for _, c := range p.cols {
-		if _, ok := p.pr.ColumnBuffers[c.path]; ok {
-			continue
-		}
-		cb, err := reader.NewColumnBuffer(p.pf, p.pr.Footer, p.pr.SchemaHandler, c.path)
-		if cb != nil {
-			p.pr.ColumnBuffers[c.path] = cb // closed by close, even on error
-		}
-		if err != nil {
-			return fmt.Errorf("truncated or corrupt parquet file: column %q: %w", p.names[c.field], err)
-		}
+// hashSourceAsync hashes a source on another goroutine while it is parsed;
+// the returned function waits for the result.
+func hashSourceAsync(src Source) func(info *FileInfo) error {
+	type result struct {
+		sum  string
+		size int64
+		err  error
 	}
-	return nil
+	ch := make(chan result, 1)
+	go func() {
+		h := sha256.New()
+		n, err := io.CopyBuffer(h, io.NewSectionReader(src.R, 0, src.Size), make([]byte, 1<<20))
+		ch <- result{hex.EncodeToString(h.Sum(nil)), n, err}
+	}()
+	return func(info *FileInfo) error {
+		r := <-ch
+		if r.err != nil {
+			return &FileError{Path: src.Name, Err: fmt.Errorf("hashing: %w", unwrapPathError(r.err))}
+		}
+		info.SHA256, info.Size = r.sum, r.size
+		return nil
+	}
 }
 
+// pqBatch is the next rows of every column read, as text or times.
+type pqBatch struct {
+	first int64 // the row number of its first row, from 1
+	n     int
+	out   []pqOut // by column, as p.cols
+	err   error   // what ended reading after these rows
+}
+
+// streamRows reads batches of rows on a goroutine of its own (reading the
+// columns of a batch side by side) while the caller's goroutine validates
+// and hands over the rows of the previous batch.
 func (p *parquetSource) streamRows(ctx context.Context, s *session, h Handler, info *FileInfo) error {
-	if err := p.scanPages(); err != nil {
-		return &FileError{Path: p.path, Err: err}
+	const slots = 2
+	free, full := make(chan *pqBatch, slots), make(chan *pqBatch, slots)
+	for range slots {
+		free <- &pqBatch{out: make([]pqOut, len(p.cols))}
 	}
-	if err := p.openColumns(); err != nil {
-		return &FileError{Path: p.path, Err: err}
-	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() { p.read(done, free, full) })
+	defer wg.Wait()
+	defer close(done)
+
 	k := newRowSink(s, h, info)
 	var raw rawRow
-	var list strings.Builder
 	var reported int64
-	for done := int64(0); done < p.rows; {
+	for b := range full {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		n := min(ParquetBatchRows, p.rows-done)
-		if err := p.readBatches(n); err != nil {
-			return &FileError{Path: p.path, Line: done + 1, Err: err}
-		}
-		for i := range n {
+		for i := range b.n {
 			raw.hasAt = false
-			for _, c := range p.cols {
-				if err := c.next(&raw, &list); err != nil {
-					return &FileError{Path: p.path, Line: done + i + 1, Err: fmt.Errorf("column %q: %w", p.names[c.field], err)}
+			for c, col := range p.cols {
+				o := &b.out[c]
+				if col.kind.isTime() {
+					raw.vals[col.field] = ""
+					raw.at, raw.hasAt = o.times[i], o.valid[i]
+				} else {
+					raw.vals[col.field] = o.strs[i]
 				}
 			}
-			if err := k.put(&raw, done+i+1); err != nil {
+			line := b.first + int64(i)
+			if err := p.part.apply(&raw, p.cols); err != nil {
+				return &FileError{Path: p.src.Name, Line: line, Err: err}
+			}
+			if err := k.put(&raw, line); err != nil {
 				return err
 			}
 		}
-		done += n
-		if s.opts.Progress != nil {
-			pos := p.size * done / p.rows
+		if b.err != nil {
+			return &FileError{Path: p.src.Name, Line: b.first + int64(b.n), Err: b.err}
+		}
+		if s.opts.Progress != nil && p.rows > 0 {
+			pos := p.src.Size * (b.first + int64(b.n) - 1) / p.rows
 			s.opts.Progress.Add(pos - reported)
 			reported = pos
 		}
+		free <- b
 	}
-	if s.opts.Progress != nil && reported < p.size {
-		s.opts.Progress.Add(p.size - reported) // a file without rows
+	if s.opts.Progress != nil && reported < p.src.Size {
+		s.opts.Progress.Add(p.src.Size - reported) // a file without rows
 	}
 	return nil
 }
 
-// next puts the column's value of the next row into raw.
-func (c *pqColumn) next(raw *rawRow, list *strings.Builder) error {
-	if c.list {
-		list.Reset()
-		for first := true; c.pos < len(c.vals) && (first || c.rls[c.pos] != 0); first = false {
-			if c.dls[c.pos] == c.maxDL {
-				s, ok := c.vals[c.pos].(string)
-				if !ok {
-					return fmt.Errorf("unexpected value %T", c.vals[c.pos])
-				}
-				if list.Len() > 0 {
-					list.WriteByte('|')
-				}
-				list.WriteString(s)
+// read reads every row group in batches into the batches of free and sends
+// them to full, which it closes at the end or when done is closed.
+func (p *parquetSource) read(done <-chan struct{}, free <-chan *pqBatch, full chan<- *pqBatch) {
+	defer close(full)
+	row := int64(1)
+	for g := range p.md.NumRowGroups() {
+		rg := p.rd.RowGroup(g)
+		left := rg.NumRows()
+		err := p.startRowGroup(rg, g)
+		for left > 0 || err != nil {
+			var b *pqBatch
+			select {
+			case b = <-free:
+			case <-done:
+				return
 			}
-			c.pos++
+			b.first, b.n, b.err = row, 0, err
+			if err == nil {
+				n := int(min(left, ParquetBatchRows))
+				b.err = p.readBatch(b, n, g)
+				if b.err == nil {
+					b.n = n
+				}
+			}
+			select {
+			case full <- b:
+			case <-done:
+				return
+			}
+			if b.err != nil {
+				return
+			}
+			row += int64(b.n)
+			left -= int64(b.n)
 		}
-		raw.vals[c.field] = list.String()
+	}
+}
+
+// startRowGroup makes the column chunk readers of a row group.
+func (p *parquetSource) startRowGroup(rg *file.RowGroupReader, g int) error {
+	for _, c := range p.cols {
+		cr, err := rg.Column(c.leaf)
+		if err != nil {
+			return fmt.Errorf("truncated or corrupt parquet file: row group %d, column %q: %w", g+1, c.name, err)
+		}
+		c.start(cr)
+	}
+	return nil
+}
+
+// readBatch reads the next n rows of every column, side by side.
+func (p *parquetSource) readBatch(b *pqBatch, n, g int) error {
+	errs := make([]error, len(p.cols))
+	var wg sync.WaitGroup
+	for i, c := range p.cols {
+		if i == len(p.cols)-1 {
+			errs[i] = c.read(&b.out[i], n)
+			break
+		}
+		wg.Go(func() { errs[i] = c.read(&b.out[i], n) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil { // the first column's, as a sequential read would
+			return fmt.Errorf("%s: row group %d, column %q: %w", readProblem(err), g+1, p.cols[i].name, err)
+		}
+	}
+	return nil
+}
+
+// readProblem says what an error reading pages is about: something the
+// reader does not implement, or a file that is not what it says.
+func readProblem(err error) string {
+	msg := err.Error()
+	for _, s := range []string{"unknown encoding", "unimplemented", "not implemented", "not supported", "unsupported"} {
+		if strings.Contains(msg, s) {
+			return "unsupported parquet encoding"
+		}
+	}
+	return "truncated or corrupt parquet file"
+}
+
+// partition is the columns a file's hive-style directories (vendor=sfmc/)
+// supply.
+type partition struct {
+	vals [numFields]string
+	set  [numFields]bool
+	dirs [numFields]string // the directory of each, for messages
+	any  bool
+}
+
+func (pt *partition) has(f field) bool { return pt.set[f] }
+
+// apply puts the partition values into raw where the file lacks the
+// column, and checks them where it has it.
+func (pt *partition) apply(raw *rawRow, cols []*pqColumn) error {
+	if !pt.any {
 		return nil
 	}
-	v := c.vals[c.pos]
-	c.pos++
-	var s string
-	switch x := v.(type) {
-	case nil:
-	case string:
-		if c.value != pqTimeInt96 {
-			s = x
-		} else if len(x) == 12 {
-			raw.at, raw.hasAt = types.INT96ToTime(x).UTC(), true
-		} else {
-			return fmt.Errorf("corrupt INT96 timestamp of %d bytes", len(x))
+	for f := range numFields {
+		if !pt.set[f] {
+			continue
 		}
-	case int64:
-		switch c.value {
-		case pqTimeMillis:
-			raw.at, raw.hasAt = time.UnixMilli(x).UTC(), true
-		case pqTimeMicros:
-			raw.at, raw.hasAt = time.UnixMicro(x).UTC(), true
-		case pqTimeNanos:
-			raw.at, raw.hasAt = time.Unix(0, x).UTC(), true
-		default:
-			s = strconv.FormatInt(x, 10)
+		c := fileColumn(cols, f)
+		if c == nil {
+			raw.vals[f] = pt.vals[f]
+			continue
 		}
-	case int32:
-		s = strconv.FormatInt(int64(x), 10)
-	default:
-		return fmt.Errorf("unexpected value %T", v)
+		if !c.kind.isTime() && raw.vals[f] != pt.vals[f] {
+			return fmt.Errorf("column %s is %q in the file but %q in its directory %s",
+				canonicalNames[f], rawValue(raw.vals[f]), pt.vals[f], pt.dirs[f])
+		}
 	}
-	raw.vals[c.field] = s
+	return nil
+}
+
+// fileColumn returns the file's column of f, or nil.
+func fileColumn(cols []*pqColumn, f field) *pqColumn {
+	for _, c := range cols {
+		if c.field == f {
+			return c
+		}
+	}
 	return nil
 }
