@@ -18,17 +18,17 @@ import (
 type pqKind int
 
 const (
-	pqBytes      pqKind = iota // BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY: the bytes as they are
-	pqUUID                     // FIXED_LEN_BYTE_ARRAY(16) UUID: canonical 36-character text
-	pqInt32                    // INT32 in decimal, with its DECIMAL scale if any
-	pqInt64                    // INT64 likewise
-	pqUint32                   // INT32 annotated unsigned
-	pqUint64                   // INT64 annotated unsigned
-	pqDecimalBytes             // DECIMAL as big-endian two's complement bytes
-	pqTimeMillis               // INT64 TIMESTAMP(MILLIS)
-	pqTimeMicros               // INT64 TIMESTAMP(MICROS)
-	pqTimeNanos                // INT64 TIMESTAMP(NANOS)
-	pqTimeInt96                // the legacy Spark and Impala timestamp
+	pqBytes        pqKind = iota // BYTE_ARRAY or FIXED_LEN_BYTE_ARRAY: the bytes as they are
+	pqUUID                       // FIXED_LEN_BYTE_ARRAY(16) UUID: canonical 36-character text
+	pqInt32                      // INT32 in decimal, with its DECIMAL scale if any
+	pqInt64                      // INT64 likewise
+	pqUint32                     // INT32 annotated unsigned
+	pqUint64                     // INT64 annotated unsigned
+	pqDecimalBytes               // DECIMAL as big-endian two's complement bytes
+	pqTimeMillis                 // INT64 TIMESTAMP(MILLIS)
+	pqTimeMicros                 // INT64 TIMESTAMP(MICROS)
+	pqTimeNanos                  // INT64 TIMESTAMP(NANOS)
+	pqTimeInt96                  // the legacy Spark and Impala timestamp
 )
 
 func (k pqKind) isTime() bool { return k >= pqTimeMillis }
