@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"cmp"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,4 +77,39 @@ func sortedRows(c *collector) *collector {
 		return cmp.Or(cmp.Compare(a.Vendor, b.Vendor), cmp.Compare(a.SubjectID, b.SubjectID))
 	})
 	return out
+}
+
+// TestHivePartitions: a key=value directory supplies a column the files
+// lack, URL-decoded; a file whose column disagrees with its directory is
+// an error naming both.
+func TestHivePartitions(t *testing.T) {
+	part := filepath.Join(writersDir, "duckdb-partitioned", "vendor=sfmc")
+	parts, err := filepath.Glob(filepath.Join(part, "*.parquet"))
+	if err != nil || len(parts) != 1 {
+		t.Fatalf("partition files: %v %v", parts, err)
+	}
+	want, _ := mustRead(t, ingest.Options{}, part)
+	if len(want.rows) == 0 || want.rows[0].Vendor != "sfmc" {
+		t.Fatalf("rows of %s: %+v", part, want.rows)
+	}
+	dir := t.TempDir()
+	data, err := os.ReadFile(parts[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, dir, "out/vendor=sf%6Dc/part-0.parquet", string(data))
+	got, _ := mustRead(t, ingest.Options{}, filepath.Join(dir, "out"))
+	assertSameRows(t, got, want)
+
+	whole, err := os.ReadFile(filepath.Join(writersDir, "duckdb-snappy.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := writeFile(t, dir, "vendor=sfmc/part-1.parquet", string(whole))
+	_, _, err = read(t, ingest.Options{}, p)
+	var fe *ingest.FileError
+	const msg = `column vendor is "batch-ios" in the file but "sfmc" in its directory vendor=sfmc`
+	if !errors.As(err, &fe) || fe.Path != p || fe.Err.Error() != msg || fe.Line != 5 {
+		t.Fatalf("err = %v, want a FileError at row 5 of %s: %s", err, p, msg)
+	}
 }

@@ -27,7 +27,7 @@ const reportUsage = `Usage:
       check every report and summary of a report directory and the chain
       of runs; names any run missing, reordered or altered, and which
       summaries are unsigned
-  privsync report export --run ID | --subject ID [--format csv|jsonl] [--ledger FILE] [--config FILE]
+  privsync report export --run ID | --subject ID [--format csv|jsonl|parquet] [--ledger FILE] [--config FILE]
       everything the ledger knows about one run, or about one subject
       across runs, on standard output
 
@@ -285,10 +285,10 @@ func (m *Main) verifyDir(ctx context.Context, dir string, allowed *report.Allowe
 // reportExport is `privsync report export`.
 func (m *Main) reportExport(ctx context.Context, args []string) error {
 	var runID, subject, format, ledgerPath, config string
-	fs := m.flagSet("report export", "report export --run ID | --subject ID [--format csv|jsonl] [--ledger FILE] [--config FILE]")
+	fs := m.flagSet("report export", "report export --run ID | --subject ID [--format csv|jsonl|parquet] [--ledger FILE] [--config FILE]")
 	fs.StringVar(&runID, "run", "", "export the events of run `ID`, in report order")
 	fs.StringVar(&subject, "subject", "", "export every event about subject `ID`, across runs and vendors, oldest first")
-	fs.StringVar(&format, "format", "csv", "output `format`: csv or jsonl (one JSON object per event)")
+	fs.StringVar(&format, "format", "csv", "output `format`: csv, jsonl (one JSON object per event) or parquet (typed columns, snappy)")
 	fs.StringVar(&ledgerPath, "ledger", "", "ledger `file` (default: the config's ledger, else privsync.db)")
 	fs.StringVar(&config, "config", "privsync.toml", "configuration `file` (TOML), read only for its ledger; not needed with --ledger")
 	if err := parse(fs, args); err != nil {
@@ -300,8 +300,8 @@ func (m *Main) reportExport(ctx context.Context, args []string) error {
 	if (runID == "") == (subject == "") {
 		return usageErr("report export: give either --run ID or --subject ID")
 	}
-	if format != "csv" && format != "jsonl" {
-		return usageErr("--format %q: use csv or jsonl", format)
+	if format != "csv" && format != "jsonl" && format != "parquet" {
+		return usageErr("--format %q: use csv, jsonl or parquet", format)
 	}
 	if ledgerPath == "" {
 		var err error

@@ -6,9 +6,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/gocarina/gocsv"
 	"github.com/privsync/privsync/ledger"
+	pqformat "github.com/xitongsys/parquet-go/parquet"
+	"github.com/xitongsys/parquet-go/writer"
 )
 
 // ExportColumns are the columns of an export in CSV.
@@ -39,12 +42,53 @@ func exportEvent(e *ledger.Event) ExportEvent {
 		Outcome: e.Outcome, VendorRef: e.VendorRef, Attempts: e.Attempts, Detail: e.Detail, ItemID: e.ItemID}
 }
 
+// ParquetEvent is one event of a Parquet export, typed for loading back
+// into a warehouse: recorded_at a TIMESTAMP (UTC, microseconds), attempts
+// an INT32, the other columns as in ExportColumns.
+type ParquetEvent struct {
+	RunID        string `parquet:"name=run_id, type=BYTE_ARRAY, convertedtype=UTF8"`
+	Seq          int64  `parquet:"name=seq, type=INT64"`
+	RecordedAt   *int64 `parquet:"name=recorded_at, type=INT64, repetitiontype=OPTIONAL, logicaltype=TIMESTAMP, logicaltype.isadjustedtoutc=true, logicaltype.unit=MICROS"`
+	Vendor       string `parquet:"name=vendor, type=BYTE_ARRAY, convertedtype=UTF8"`
+	SubjectID    string `parquet:"name=subject_id, type=BYTE_ARRAY, convertedtype=UTF8"`
+	IDType       string `parquet:"name=id_type, type=BYTE_ARRAY, convertedtype=UTF8"`
+	Operation    string `parquet:"name=operation, type=BYTE_ARRAY, convertedtype=UTF8"`
+	Restrictions string `parquet:"name=restrictions, type=BYTE_ARRAY, convertedtype=UTF8"`
+	Outcome      string `parquet:"name=outcome, type=BYTE_ARRAY, convertedtype=UTF8"`
+	VendorRef    string `parquet:"name=vendor_ref, type=BYTE_ARRAY, convertedtype=UTF8"`
+	Attempts     int32  `parquet:"name=attempts, type=INT32"`
+	Detail       string `parquet:"name=detail, type=BYTE_ARRAY, convertedtype=UTF8"`
+	ItemID       int64  `parquet:"name=item_id, type=INT64"`
+}
+
+// parquetEvent types an event for a Parquet export.
+func parquetEvent(e *ledger.Event) (ParquetEvent, error) {
+	p := ParquetEvent{RunID: e.RunID, Seq: e.Seq, Vendor: e.Vendor, SubjectID: e.SubjectID, IDType: e.IDType,
+		Operation: e.Operation, Restrictions: e.Restrictions, Outcome: e.Outcome, VendorRef: e.VendorRef,
+		Attempts: int32(e.Attempts), Detail: e.Detail, ItemID: e.ItemID}
+	if e.RecordedAt != "" {
+		t, err := time.Parse(time.RFC3339Nano, e.RecordedAt)
+		if err != nil {
+			return p, fmt.Errorf("event %d of run %s: recorded_at %q: %w", e.Seq, e.RunID, e.RecordedAt, err)
+		}
+		us := t.UnixMicro()
+		p.RecordedAt = &us
+	}
+	return p, nil
+}
+
+// exportRowGroupBytes bounds the row groups of a Parquet export, which
+// the writer holds in memory until they are full.
+const exportRowGroupBytes = 16 << 20
+
 // Exporter writes ledger events for a person or an auditor: CSV (with the
-// report's spreadsheet safety) or JSON Lines (the values as recorded).
+// report's spreadsheet safety), JSON Lines or Parquet (the values as
+// recorded).
 type Exporter struct {
 	bw    *bufio.Writer
 	csv   *gocsv.SafeCSVWriter
 	json  *json.Encoder
+	pq    *writer.ParquetWriter
 	batch []ExportEvent
 	count int64
 }
@@ -52,8 +96,8 @@ type Exporter struct {
 // exportBatch is how many CSV records are marshalled at once.
 const exportBatch = 1024
 
-// NewExporter returns an Exporter writing format ("csv" or "jsonl") to w.
-// A CSV export starts with its header.
+// NewExporter returns an Exporter writing format ("csv", "jsonl" or
+// "parquet", snappy-compressed) to w. A CSV export starts with its header.
 func NewExporter(w io.Writer, format string) (*Exporter, error) {
 	x := &Exporter{bw: bufio.NewWriterSize(w, 64<<10)}
 	switch format {
@@ -65,8 +109,16 @@ func NewExporter(w io.Writer, format string) (*Exporter, error) {
 	case "jsonl":
 		x.json = json.NewEncoder(x.bw)
 		x.json.SetEscapeHTML(false)
+	case "parquet":
+		pw, err := writer.NewParquetWriterFromWriter(x.bw, new(ParquetEvent), 1)
+		if err != nil {
+			return nil, fmt.Errorf("writing the export: %w", err)
+		}
+		pw.CompressionType = pqformat.CompressionCodec_SNAPPY
+		pw.RowGroupSize = exportRowGroupBytes
+		x.pq = pw
 	default:
-		return nil, fmt.Errorf("export format %q: use csv or jsonl", format)
+		return nil, fmt.Errorf("export format %q: use csv, jsonl or parquet", format)
 	}
 	return x, nil
 }
@@ -74,6 +126,16 @@ func NewExporter(w io.Writer, format string) (*Exporter, error) {
 // Write writes one event.
 func (x *Exporter) Write(e *ledger.Event) error {
 	x.count++
+	if x.pq != nil {
+		ev, err := parquetEvent(e)
+		if err != nil {
+			return err
+		}
+		if err := x.pq.Write(ev); err != nil {
+			return fmt.Errorf("writing the export: %w", err)
+		}
+		return nil
+	}
 	ev := exportEvent(e)
 	if x.json != nil {
 		if err := x.json.Encode(ev); err != nil {
@@ -116,6 +178,11 @@ func (x *Exporter) Flush() error {
 		}
 		x.csv.Flush()
 		if err := x.csv.Error(); err != nil {
+			return fmt.Errorf("writing the export: %w", err)
+		}
+	}
+	if x.pq != nil {
+		if err := x.pq.WriteStop(); err != nil {
 			return fmt.Errorf("writing the export: %w", err)
 		}
 	}
