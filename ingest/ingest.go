@@ -34,11 +34,16 @@
 // CSV record, so a caller keeping millions of them may want strings.Clone;
 // Vendor and IDType are interned and can be kept as they are.
 //
-// Parquet is read with github.com/xitongsys/parquet-go, column by column
-// (side by side) in batches of ParquetBatchRows rows, so memory stays flat
-// whatever the file size. parquet-go trusts every length and count written
-// in a file, so before it reads a file its pages are checked (see
-// scanPages): a truncated or corrupt file is a *FileError, not a blow-up.
+// Parquet is read with Apache Arrow's Go implementation (arrow-go's
+// parquet/file), from an opened Source (an io.ReaderAt and a size, so an
+// object store can feed it ranged reads): the column chunk readers of the
+// columns needed, typed (no value is boxed in an interface), read side by
+// side in batches of ParquetBatchRows rows on a goroutine of their own
+// while the caller's goroutine validates the previous batch. Memory stays
+// flat whatever the file size; arrow-go refuses a page claiming more than
+// maxUncompressedPageSize before allocating it, so a corrupt file is a
+// *FileError, not a blow-up. A hive-style key=value directory in a Parquet
+// file's path supplies the column key when the file lacks it.
 package ingest
 
 import (
