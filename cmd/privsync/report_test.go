@@ -134,7 +134,7 @@ func TestReportUsage(t *testing.T) {
 		{[]string{"verify", filepath.Join(t.TempDir(), "missing.csv")}, ExitUsage, "does not exist"},
 		{[]string{"export"}, ExitUsage, "either --run ID or --subject ID"},
 		{[]string{"export", "--run", "a", "--subject", "b"}, ExitUsage, "either --run ID or --subject ID"},
-		{[]string{"export", "--run", "a", "--format", "xml"}, ExitUsage, "use csv or jsonl"},
+		{[]string{"export", "--run", "a", "--format", "xml"}, ExitUsage, "use csv, jsonl or parquet"},
 		{[]string{"export", "--run", "a", "--config", filepath.Join(t.TempDir(), "none.toml")}, ExitUsage, "none.toml does not exist"},
 		{[]string{"export", "--run", "a", "--ledger", filepath.Join(t.TempDir(), "none.db")}, ExitUsage, "none.db does not exist"},
 	} {
