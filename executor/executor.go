@@ -76,12 +76,20 @@ type Options struct {
 	// the ledger); it must be safe for concurrent use.
 	Resolved func(ctx context.Context)
 	Now      func() time.Time
+	// CalmAfter is how long a vendor must answer without a 429 or a
+	// retryable error before the log says it recovered (default
+	// DefaultCalmAfter). Retries are logged per request at debug level
+	// only; at info level, one line when a vendor's trouble starts, one
+	// when it ends, and its counts at the end.
+	CalmAfter time.Duration
 }
 
 // Result sums up an execution.
 type Result struct {
 	// Stopped maps each vendor stopped for the run to why.
 	Stopped map[string]string
+	// Stats counts each vendor's requests.
+	Stats map[string]VendorStats
 }
 
 // Execute works every open batch of the vendors to a final outcome, or
@@ -96,7 +104,7 @@ func Execute(ctx context.Context, led Ledger, vendors []Vendor, opts Options) (*
 		opts.Now = time.Now
 	}
 	opts.Retry = opts.Retry.withDefaults()
-	res := &Result{Stopped: map[string]string{}}
+	res := &Result{Stopped: map[string]string{}, Stats: map[string]VendorStats{}}
 	var mu sync.Mutex
 	deadline := opts.Deadline
 	if deadline.IsZero() {
@@ -104,15 +112,18 @@ func Execute(ctx context.Context, led Ledger, vendors []Vendor, opts Options) (*
 	}
 	g, gctx := errgroup.WithContext(ctx)
 	for _, v := range vendors {
-		r := &runner{v: v, led: led, opts: opts, deadline: deadline, log: opts.Log.With("vendor", v.Name),
-			sem: make(chan struct{}, max(v.MaxInFlight, 1))}
+		log := opts.Log.With("vendor", v.Name)
+		r := &runner{v: v, led: led, opts: opts, deadline: deadline, log: log,
+			sem: make(chan struct{}, max(v.MaxInFlight, 1)), pace: newPacer(log, opts.Now, opts.CalmAfter)}
 		g.Go(func() error {
 			err := r.run(gctx)
+			stats := r.pace.finish(ctx)
+			mu.Lock()
+			res.Stats[v.Name] = stats
 			if r.stopped != "" {
-				mu.Lock()
 				res.Stopped[v.Name] = r.stopped
-				mu.Unlock()
 			}
+			mu.Unlock()
 			return err
 		})
 	}
@@ -127,6 +138,7 @@ type runner struct {
 	deadline time.Time
 	log      *slog.Logger
 	sem      chan struct{} // requests in flight
+	pace     *pacer
 
 	mu      sync.Mutex
 	stopped string // why the vendor was stopped, "" while it runs
@@ -245,7 +257,9 @@ func (r *runner) request(ctx context.Context, fn func(context.Context) error) er
 		return ctx.Err()
 	}
 	defer func() { <-r.sem }()
-	return fn(ctx)
+	err := fn(ctx)
+	r.pace.observe(ctx, err)
+	return err
 }
 
 func toAPIItems(b *ledger.Batch) []vendorapi.Item {
@@ -295,8 +309,11 @@ func (r *runner) send(ctx context.Context, b *ledger.Batch) error {
 		}
 		action := vendorapi.ActionOf(err)
 		level := slog.LevelWarn
-		if action == vendorapi.Reject && len(b.Items) > 1 {
+		switch {
+		case action == vendorapi.Reject && len(b.Items) > 1:
 			level = slog.LevelInfo // expected: the split finds the item at fault
+		case action == vendorapi.Retry || action == vendorapi.RetryLater:
+			level = slog.LevelDebug // the pacer summarises retries
 		}
 		r.logErr(ctx, level, "request failed", err, "batch", b.ID, "attempt", b.Attempts, "action", action.String())
 		if action == vendorapi.Retry || action == vendorapi.RetryLater {
@@ -314,6 +331,7 @@ func (r *runner) send(ctx context.Context, b *ledger.Batch) error {
 					// Never the subject's fault: leave it for the next run.
 					return r.led.Unsend(ctx, b, err.Error())
 				}
+				r.logErr(ctx, slog.LevelWarn, "gave up on a batch: every retry failed", err, "batch", b.ID, "attempts", b.Attempts)
 				return r.resolveAll(ctx, b, privsync.OutcomeFailed, fmt.Sprintf("gave up after %d attempts: %v", b.Attempts, err))
 			}
 			if r.opts.Now().Add(wait).After(r.deadline) {
@@ -444,7 +462,11 @@ func (r *runner) poll(ctx context.Context, t *task) error {
 			r.stop(fmt.Sprintf("%v (check the vendor's credentials)", err))
 			return nil
 		}
-		r.logErr(ctx, slog.LevelWarn, "status request failed", err, "batch", b.ID)
+		level := slog.LevelWarn
+		if a := vendorapi.ActionOf(err); a == vendorapi.Retry || a == vendorapi.RetryLater {
+			level = slog.LevelDebug // the pacer summarises retries
+		}
+		r.logErr(ctx, level, "status request failed; asking again later", err, "batch", b.ID)
 		wait := t.interval
 		var ve *vendorapi.Error
 		if errors.As(err, &ve) && ve.RetryAfter > wait {
