@@ -77,8 +77,9 @@ Usage:
   privsync report verify --all DIR     check every run of a report directory and the chain between them
   privsync report export --run ID | --subject ID [--format csv|jsonl]
 
-INPUT is a .csv or .parquet file, a directory of them (read recursively), or
-- for CSV on standard input. Run 'privsync COMMAND --help' for its flags.
+INPUT is a .csv or .parquet file, a directory of them (read recursively), an
+object or prefix in object storage (s3://bucket/prefix/, gs://..., azblob://...),
+or - for CSV on standard input. Run 'privsync COMMAND --help' for its flags.
 
 Exit codes: 0 ok, 1 run-time failure, 2 bad usage/config/input (nothing sent),
 3 finished but some items failed, were rejected or are in conflict.
@@ -194,8 +195,9 @@ func isFlagValue(fs *flag.FlagSet, args []string) bool {
 	return !ok || !b.IsBoolFlag()
 }
 
-// logger builds the slog logger for a command.
-func (m *Main) logger(level string, quiet bool) (*slog.Logger, error) {
+// logger builds the slog logger for a command: format is text (slog's
+// key=value lines) or json (one JSON object a line, for log shippers).
+func (m *Main) logger(level, format string, quiet bool) (*slog.Logger, error) {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(level)); err != nil {
 		return nil, usageErr("--log-level %q: use debug, info, warn or error", level)
@@ -203,5 +205,12 @@ func (m *Main) logger(level string, quiet bool) (*slog.Logger, error) {
 	if quiet && l < slog.LevelWarn {
 		l = slog.LevelWarn
 	}
-	return slog.New(slog.NewTextHandler(m.Stderr, &slog.HandlerOptions{Level: l})), nil
+	opts := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(m.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(m.Stderr, opts)), nil
+	}
+	return nil, usageErr("--log-format %q: use text or json", format)
 }

@@ -22,10 +22,12 @@ type common struct {
 	ledger    string
 	reportDir string
 	logLevel  string
+	logFormat string
 	quiet     bool
 
-	cfg *Config
-	log *slog.Logger
+	cfg     *Config
+	log     *slog.Logger
+	metrics *runMetrics // nil without --metrics-file
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -33,13 +35,14 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.ledger, "ledger", "", "ledger `file` (default: the config's ledger, else privsync.db)")
 	fs.StringVar(&c.reportDir, "report-dir", "", "`directory` for audit reports (default: the config's report_dir, else reports)")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log `level`: debug, info, warn or error (subject ids are logged at debug only)")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log `format`: text or json (one object a line, for log shippers)")
 	fs.BoolVar(&c.quiet, "quiet", false, "no progress bars, warnings and errors only")
 }
 
 // setup loads the config and the logger after flags are parsed.
 func (c *common) setup(m *Main) error {
 	var err error
-	if c.log, err = m.logger(c.logLevel, c.quiet); err != nil {
+	if c.log, err = m.logger(c.logLevel, c.logFormat, c.quiet); err != nil {
 		return err
 	}
 	if c.cfg, err = loadConfig(c.config, m.Getenv); err != nil {

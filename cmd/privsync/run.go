@@ -24,8 +24,17 @@ import (
 // phases: open (flags, config, input, ledger), begin (resume or start the
 // run, close an interrupted one of other input), leftovers, plan, execute,
 // finish; the verdict becomes the exit code in exitCode.
-func (m *Main) run(ctx context.Context, args []string) error {
+func (m *Main) run(ctx context.Context, args []string) (err error) {
 	var j job
+	defer func() {
+		// Written whatever the outcome, a bad config included: the
+		// monitoring must learn of a run that failed.
+		if j.c.metrics != nil {
+			if werr := j.c.metrics.write(j.metricsFile, time.Now(), exitCode(err)); werr != nil {
+				fmt.Fprintf(m.Stderr, "privsync: %v\n", werr)
+			}
+		}
+	}()
 	if err := m.openJob(ctx, &j, args); err != nil {
 		return err
 	}
@@ -67,6 +76,8 @@ type job struct {
 	deadline time.Time // the end of the wait: --wait after the first request may leave
 	stats    *planner.Stats
 	stopped  map[string]string
+
+	metricsFile string // --metrics-file, "" for none
 }
 
 // waitUntil is the end of the run's wait, which starts when its first
@@ -98,21 +109,25 @@ func (m *Main) openJob(ctx context.Context, j *job, args []string) error {
 	j.c.register(fs)
 	j.pf.register(fs)
 	fs.DurationVar(&wait, "wait", 10*time.Minute, "how long to wait for vendors to confirm (leftovers of an interrupted run included); what is pending then is picked up by the next run or status --poll")
+	fs.StringVar(&j.metricsFile, "metrics-file", "", "write the run's figures to `file` in the Prometheus text format (for node_exporter's textfile collector), replacing it atomically")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if j.metricsFile != "" {
+		j.c.metrics = newRunMetrics(time.Now())
 	}
 	if err := j.c.setup(m); err != nil {
 		return err
 	}
 	var err error
-	if j.src, err = m.newSource(ctx, &j.c, fs.Args()); err != nil {
+	if j.src, err = m.newSource(ctx, &j.c, j.pf, fs.Args()); err != nil {
 		return err
 	}
 	j.mode = "incremental"
 	if j.pf.snapshot {
 		j.mode = "snapshot"
 	}
-	if j.key, err = inputKey(j.src.inputs, j.mode); err != nil {
+	if j.key, err = inputKey(j.src.inputs, j.mode, j.src.objects); err != nil {
 		return withCode(ExitUsage, err)
 	}
 	if j.db, err = m.openLedger(ctx, j.c.ledger); err != nil {
@@ -252,6 +267,11 @@ func (m *Main) finishRun(ctx context.Context, j *job) error {
 	if err != nil {
 		return err
 	}
+	if j.c.metrics != nil {
+		if err := j.c.metrics.countItems(ctx, j.db, j.run.ID); err != nil {
+			return fmt.Errorf("counting the run's items for the metrics file: %w", err)
+		}
+	}
 	problems, err := j.db.Problems(ctx, j.run.ID)
 	if err != nil {
 		return err
@@ -300,12 +320,16 @@ func (m *Main) execute(ctx context.Context, c *common, db *ledger.DB, vendors []
 func (m *Main) executeWith(ctx context.Context, c *common, db *ledger.DB, vendors []executor.Vendor, runID string, deadline time.Time, rep *reportSync, pollOnly bool) (*executor.Result, error) {
 	prog := m.newProgress(c, vendors)
 	defer prog.finish()
-	return executor.Execute(ctx, db, vendors, executor.Options{RunID: runID, Deadline: deadline, PollOnly: pollOnly, Log: c.log, Progress: prog,
+	res, err := executor.Execute(ctx, db, vendors, executor.Options{RunID: runID, Deadline: deadline, PollOnly: pollOnly, Log: c.log, Progress: prog,
 		Resolved: func(ctx context.Context) {
 			if err := rep.sync(ctx); err != nil {
 				c.log.Error("writing the report", "error", err)
 			}
 		}})
+	if c.metrics != nil && res != nil {
+		c.metrics.addRequests(res.Stats)
+	}
+	return res, err
 }
 
 func outcomeLine(counts map[string]int) string {
@@ -321,8 +345,9 @@ func outcomeLine(counts map[string]int) string {
 }
 
 // inputKey recognises the same input again: paths, sizes and modification
-// times, and the mode.
-func inputKey(files []string, mode string) (string, error) {
+// times (objects: URLs, sizes and ETags), and the mode. An object
+// rewritten under the same name is another input.
+func inputKey(files []string, mode string, objs *objects) (string, error) {
 	h := sha256.New()
 	fmt.Fprintln(h, mode)
 	for _, f := range files {
@@ -330,12 +355,11 @@ func inputKey(files []string, mode string) (string, error) {
 			fmt.Fprintln(h, "-")
 			continue
 		}
-		st, err := os.Stat(f)
+		id, err := objs.statInput(f)
 		if err != nil {
-			return "", fmt.Errorf("reading input %s: %w", f, err)
+			return "", err
 		}
-		abs, _ := filepath.Abs(f)
-		fmt.Fprintln(h, abs, st.Size(), st.ModTime().UnixNano())
+		io.WriteString(h, id)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
