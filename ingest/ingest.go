@@ -86,6 +86,8 @@ type Options struct {
 	Progress Counter
 	// Stdin is read for the "-" input; nil means os.Stdin.
 	Stdin io.Reader
+	// Objects, if set, reads the inputs it recognises (object storage URLs).
+	Objects Objects
 }
 
 // Counter counts progress. Add may be called from a goroutine other than
@@ -104,10 +106,11 @@ type Handler interface {
 
 // FileInfo describes one input file once it has been read.
 type FileInfo struct {
-	Path     string // as Expand gave it; "-" for standard input
+	Path     string // as Expand gave it; "-" for standard input; an object's URL
 	Format   string // FormatCSV or FormatParquet
 	SHA256   string // lowercase hex SHA-256 of the file's bytes
 	Size     int64  // bytes
+	ETag     string `json:",omitempty"` // an object's version (ETag, or generation); empty for files
 	Rows     int64  // valid rows passed to Handler.Row
 	Rejected int64  // invalid rows passed to Handler.Reject
 }
@@ -332,7 +335,10 @@ func newSession(opts Options) (*session, error) {
 }
 
 // open opens one input and reads its header or footer.
-func (s *session) open(path string) (input, error) {
+func (s *session) open(ctx context.Context, path string) (input, error) {
+	if s.opts.Objects != nil && s.opts.Objects.Is(path) {
+		return s.openObject(ctx, path)
+	}
 	if path == Stdin {
 		if s.stdin != nil {
 			return s.stdin, nil
@@ -414,7 +420,7 @@ func (s *session) check(ctx context.Context, files []string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		src, err := s.open(path)
+		src, err := s.open(ctx, path)
 		if err != nil {
 			return err
 		}
@@ -431,11 +437,11 @@ func (s *session) check(ctx context.Context, files []string) error {
 // further down or a corrupt Parquet page is found by Read. For "-" it
 // consumes the header from Options.Stdin, so give it a fresh reader for Read.
 func Check(ctx context.Context, inputs []string, opts Options) error {
-	files, err := Expand(inputs)
+	s, err := newSession(opts)
 	if err != nil {
 		return err
 	}
-	s, err := newSession(opts)
+	files, err := s.expand(ctx, inputs)
 	if err != nil {
 		return err
 	}
@@ -446,11 +452,11 @@ func Check(ctx context.Context, inputs []string, opts Options) error {
 // streams every row of every input to h, in order. It returns what it read
 // of each file; on error, the files read so far.
 func Read(ctx context.Context, inputs []string, opts Options, h Handler) ([]FileInfo, error) {
-	files, err := Expand(inputs)
+	s, err := newSession(opts)
 	if err != nil {
 		return nil, err
 	}
-	s, err := newSession(opts)
+	files, err := s.expand(ctx, inputs)
 	if err != nil {
 		return nil, err
 	}
@@ -459,7 +465,7 @@ func Read(ctx context.Context, inputs []string, opts Options, h Handler) ([]File
 	}
 	infos := make([]FileInfo, 0, len(files))
 	for _, path := range files {
-		src, err := s.open(path)
+		src, err := s.open(ctx, path)
 		if err != nil {
 			return infos, err
 		}

@@ -8,10 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"time"
 
 	"github.com/privsync/privsync"
 	"github.com/privsync/privsync/ingest"
+	"github.com/privsync/privsync/ingest/objstore"
 	"github.com/privsync/privsync/planner"
 	"github.com/schollz/progressbar/v3"
 )
@@ -65,13 +67,37 @@ func (c *common) setup(m *Main) error {
 
 // planFlags are the flags of plan and run.
 type planFlags struct {
-	snapshot   bool
-	maxChanges int
+	snapshot       bool
+	maxChanges     int
+	requireSuccess optionalBool
 }
 
 func (p *planFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&p.snapshot, "snapshot", false, "the input is the whole truth: clear the restrictions of subjects it does not name")
 	fs.IntVar(&p.maxChanges, "max-changes", 0, "refuse a plan of more than `N` operations (guards against a broken export; 0 = no limit)")
+	fs.Var(&p.requireSuccess, "require-success-marker", "refuse a directory or prefix without a _SUCCESS marker (a half-written export); default: on with --snapshot")
+}
+
+// successRequired says whether directories and prefixes need _SUCCESS.
+func (p *planFlags) successRequired() bool {
+	if p.requireSuccess.set {
+		return p.requireSuccess.v
+	}
+	return p.snapshot
+}
+
+// optionalBool is a boolean flag that knows whether it was given.
+type optionalBool struct{ v, set bool }
+
+func (b *optionalBool) String() string   { return strconv.FormatBool(b.v) }
+func (b *optionalBool) IsBoolFlag() bool { return true }
+func (b *optionalBool) Set(s string) error {
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return err
+	}
+	b.v, b.set = v, true
+	return nil
 }
 
 func (c *common) plannerOptions(p planFlags, now time.Time) planner.Options {
@@ -93,23 +119,45 @@ func (c *common) plannerOptions(p planFlags, now time.Time) planner.Options {
 // twice (standard input is kept in a temporary file for that).
 type source struct {
 	inputs   []string
+	objects  *objects
 	opts     ingest.Options
 	stdin    string // temporary copy of standard input
 	files    []ingest.FileInfo
 	progress *progressbar.ProgressBar
 }
 
-func (m *Main) newSource(ctx context.Context, c *common, inputs []string) (*source, error) {
+func (m *Main) newSource(ctx context.Context, c *common, pf planFlags, inputs []string) (_ *source, err error) {
 	if len(inputs) == 0 {
-		return nil, usageErr("no INPUT given: name CSV or Parquet files, directories of them, or - for standard input")
+		return nil, usageErr("no INPUT given: name CSV or Parquet files, directories of them, object storage prefixes, or - for standard input")
 	}
-	files, err := ingest.Expand(inputs)
+	objs := newObjects()
+	defer func() {
+		if err != nil {
+			objs.close()
+		}
+	}()
+	files, err := ingest.ExpandObjects(ctx, inputs, objs)
 	if err != nil {
 		return nil, withCode(ExitUsage, err)
 	}
-	s := &source{inputs: files, opts: ingest.Options{Vendors: c.cfg.Kinds(), Columns: c.cfg.Columns}}
+	if pf.successRequired() {
+		for _, in := range inputs {
+			has, isDir, err := objs.hasSuccessMarker(ctx, in)
+			if err != nil {
+				return nil, withCode(ExitUsage, err)
+			}
+			if isDir && !has {
+				return nil, usageErr("%s has no %s marker: the export may be half-written; nothing was sent (--require-success-marker=false to read it anyway)", in, objstore.SuccessMarker)
+			}
+		}
+	}
+	s := &source{inputs: files, objects: objs, opts: ingest.Options{Vendors: c.cfg.Kinds(), Columns: c.cfg.Columns, Objects: objs}}
 	var total int64
 	for _, f := range files {
+		if obj, ok := objs.store.Object(f); ok {
+			total += obj.Size
+			continue
+		}
 		if f == ingest.Stdin {
 			name, err := copyStdin(ctx, m.Stdin)
 			if err != nil {
@@ -231,6 +279,7 @@ func (s *source) close() {
 	if s.stdin != "" {
 		os.Remove(s.stdin)
 	}
+	s.objects.close()
 }
 
 // inputErr gives an unreadable input exit code 2.

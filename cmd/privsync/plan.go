@@ -32,7 +32,7 @@ func (m *Main) plan(ctx context.Context, args []string) error {
 	if err := c.setup(m); err != nil {
 		return err
 	}
-	src, err := m.newSource(ctx, &c, fs.Args())
+	src, err := m.newSource(ctx, &c, pf, fs.Args())
 	if err != nil {
 		return err
 	}
