@@ -35,6 +35,7 @@ type InputFile struct {
 	Format   string `json:"format"`
 	SHA256   string `json:"sha256"`
 	Size     int64  `json:"size"`
+	ETag     string `json:"etag,omitempty"` // an object's version (ETag or generation)
 	Rows     int64  `json:"rows"`
 	Rejected int64  `json:"rejected"`
 }

@@ -29,6 +29,9 @@ const AccessKey = "privsync-test-key"
 type S3 struct {
 	URL     string // http://127.0.0.1:port
 	backend *s3mem.Backend
+	// Before, if set, is called before each request is served (a test
+	// rewrites an object in the middle of a read with it).
+	Before func(r *http.Request)
 
 	mu       sync.Mutex
 	requests []Request
@@ -66,6 +69,12 @@ func StartS3(t testing.TB, bucket string) *S3 {
 			fmt.Fprint(rec, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>InvalidAccessKeyId</Code><Message>The AWS Access Key Id you provided does not exist in our records.</Message></Error>`)
 			return
 		}
+		s.mu.Lock()
+		before := s.Before
+		s.mu.Unlock()
+		if before != nil {
+			before(r)
+		}
 		fake.ServeHTTP(rec, r)
 	}))
 	t.Cleanup(srv.Close)
@@ -91,12 +100,25 @@ func (s *S3) Input(bucket, key string) string {
 	return "s3://" + bucket + "/" + key + "?" + q.Encode()
 }
 
+// SetBefore sets Before.
+func (s *S3) SetBefore(fn func(r *http.Request)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.Before = fn
+}
+
 // Put writes an object.
 func (s *S3) Put(t testing.TB, bucket, key string, data []byte) {
 	t.Helper()
-	if _, err := s.backend.PutObject(bucket, key, map[string]string{}, bytes.NewReader(data), int64(len(data)), nil); err != nil {
+	if err := s.Store(bucket, key, data); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Store writes an object; it may be called from any goroutine.
+func (s *S3) Store(bucket, key string, data []byte) error {
+	_, err := s.backend.PutObject(bucket, key, map[string]string{}, bytes.NewReader(data), int64(len(data)), nil)
+	return err
 }
 
 // Requests returns the requests answered so far, and forgets them.
