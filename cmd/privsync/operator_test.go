@@ -127,7 +127,7 @@ func TestE2ERateLimitedRunIsQuietAndWritesMetrics(t *testing.T) {
 	}
 }
 
-// TestMetricsFileOnUsageError: a run refused for bad input still says so
+// TestMetricsFileOnUsageError: a run refused for bad input or a bad config still says so
 // to the monitoring (exit code 2), and --log-format refuses what it does
 // not know.
 func TestMetricsFileOnUsageError(t *testing.T) {
@@ -153,6 +153,18 @@ func TestMetricsFileOnUsageError(t *testing.T) {
 	}
 	if got := families["privsync_run_exit_code"].GetMetric()[0].GetGauge().GetValue(); got != 2 {
 		t.Fatalf("privsync_run_exit_code = %v, want 2", got)
+	}
+
+	// A config that does not load.
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("[vendors.x]\nkind = \"nope\"\n"), 0o600)
+	os.Remove(metrics)
+	m, _, stderr = testMain()
+	if code := m.Exit(m.Run(t.Context(), []string{"run", "--config", bad, "--metrics-file", metrics, "x.csv"})); code != ExitUsage {
+		t.Fatalf("a bad config: exit %d\n%s", code, stderr)
+	}
+	if data, err := os.ReadFile(metrics); err != nil || !strings.Contains(string(data), "privsync_run_exit_code 2") {
+		t.Fatalf("metrics after a bad config: %v\n%s", err, data)
 	}
 
 	m, _, stderr = testMain()
