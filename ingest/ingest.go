@@ -1,6 +1,8 @@
 // Package ingest streams validated desired-state rows out of the job's
 // inputs: CSV files, Parquet files, directories of them (Spark and warehouse
-// part files) and CSV on standard input.
+// part files), CSV on standard input, and objects in a store (S3, GCS,
+// Azure) through the Objects an Options carries (see objects.go and
+// ingest/objstore).
 //
 // The API is three functions:
 //
