@@ -64,9 +64,26 @@ func (s *session) openObject(ctx context.Context, name string) (input, error) {
 		}
 		return &objectCSV{csvSource: src, obj: obj}, nil
 	default:
-		obj.Close()
-		return nil, &FileError{Path: name, Err: errors.New("parquet objects are read once the ranged Parquet reader is in (issue 10): copy the files down meanwhile")}
+		// Ranged reads: the footer first, then the column chunks.
+		p, err := openParquet(Source{Name: name, R: obj, Size: obj.Size()}, s)
+		if err != nil {
+			obj.Close()
+			return nil, err
+		}
+		p.closer = obj
+		return &objectParquet{parquetSource: p, etag: obj.ETag()}, nil
 	}
+}
+
+// objectParquet is a Parquet object.
+type objectParquet struct {
+	*parquetSource
+	etag string
+}
+
+func (o *objectParquet) stream(ctx context.Context, s *session, h Handler, info *FileInfo) error {
+	info.ETag = o.etag
+	return o.parquetSource.stream(ctx, s, h, info)
 }
 
 // expand resolves the inputs as Expand does, objects included.

@@ -220,7 +220,6 @@ type summaryInputs struct {
 // locally, and are read only by ranged GETs (footer, column chunks), never
 // a whole-object GET.
 func TestPlanS3ParquetReadsRanges(t *testing.T) {
-	t.Skip("Parquet objects wait for the ReaderAt-based Parquet reader of issue 10")
 	const local = "../../testdata/sample-parts"
 	code, want, stderr := runPlan(t, "--format", "json", local)
 	if code != ExitOK {
