@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"runtime/pprof"
 	"syscall"
 )
 
@@ -29,7 +30,32 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	m := NewMain()
+	stopProfile := startCPUProfile(os.Getenv("PRIVSYNC_CPUPROFILE"))
 	err := m.Run(ctx, os.Args[1:])
+	stopProfile()
 	stop()
 	os.Exit(m.Exit(err))
+}
+
+// startCPUProfile writes a CPU profile of the whole process to path when it
+// is set (PRIVSYNC_CPUPROFILE, undocumented: for bench/backfill.sh and
+// bench/plan.sh), and returns what stops it.
+func startCPUProfile(path string) func() {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		os.Stderr.WriteString("privsync: PRIVSYNC_CPUPROFILE: " + err.Error() + "\n")
+		return func() {}
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		os.Stderr.WriteString("privsync: PRIVSYNC_CPUPROFILE: " + err.Error() + "\n")
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }

@@ -74,6 +74,10 @@ type RowsOptions struct {
 	N       int
 	Vendors []Vendor // default DefaultVendors
 	Seed    uint64
+	// Backfill makes every row ask for something a new ledger has never
+	// sent: SFMC restrictions (a tenth each delete and suppress), Bloomreach
+	// anonymizations, Batch.com removals; no access requests.
+	Backfill bool
 }
 
 var (
@@ -95,7 +99,7 @@ func WriteRows(w io.Writer, o RowsOptions) error {
 	var b []byte
 	for i := range o.N {
 		v := vendors[i%len(vendors)]
-		b = appendRow(b[:0], rng, i, v)
+		b = appendRow(b[:0], rng, i, v, o.Backfill)
 		if _, err := bw.Write(b); err != nil {
 			return err
 		}
@@ -104,7 +108,7 @@ func WriteRows(w io.Writer, o RowsOptions) error {
 }
 
 // appendRow appends the CSV line of subject i at vendor v.
-func appendRow(b []byte, rng *rand.Rand, i int, v Vendor) []byte {
+func appendRow(b []byte, rng *rand.Rand, i int, v Vendor, backfill bool) []byte {
 	b = append(b, v.Name...)
 	b = append(b, ',')
 	switch v.Kind {
@@ -129,6 +133,9 @@ func appendRow(b []byte, rng *rand.Rand, i int, v Vendor) []byte {
 		}
 	}
 	b = append(b, ',')
+	if backfill {
+		return appendBackfill(b, rng, i, v)
+	}
 	if v.Kind == privsync.KindSFMC {
 		b = append(b, restrictSets[rng.IntN(len(restrictSets))]...)
 	}
@@ -144,6 +151,28 @@ func appendRow(b []byte, rng *rand.Rand, i int, v Vendor) []byte {
 		b = fmt.Appendf(b, "AR-%d", 100000+i)
 	}
 	b = append(b, ',')
+	b = baseTime.Add(time.Duration(i)*time.Second).AppendFormat(b, time.RFC3339)
+	b = append(b, ',')
+	b = append(b, countries[rng.IntN(len(countries))]...)
+	return append(b, '\n')
+}
+
+// appendBackfill appends the fields after id_type of a backfill row.
+func appendBackfill(b []byte, rng *rand.Rand, i int, v Vendor) []byte {
+	erasure := "delete"
+	if v.Kind == privsync.KindSFMC {
+		switch x := rng.IntN(10); x {
+		case 0:
+		case 1:
+			erasure = "suppress"
+		default:
+			erasure = ""
+			b = append(b, restrictSets[5+rng.IntN(len(restrictSets)-5)]...)
+		}
+	}
+	b = append(b, ',')
+	b = append(b, erasure...)
+	b = append(b, ",,"...)
 	b = baseTime.Add(time.Duration(i)*time.Second).AppendFormat(b, time.RFC3339)
 	b = append(b, ',')
 	b = append(b, countries[rng.IntN(len(countries))]...)
