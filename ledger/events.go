@@ -47,12 +47,14 @@ func scanEvent(sc interface{ Scan(...any) error }) (*Event, error) {
 	return &e, err
 }
 
+const sqlNextEventSeq = `SELECT COALESCE(MAX(run_seq), 0) + 1 FROM events WHERE run_id = ?`
+
 // addEvent appends e to its run's log inside tx, numbering it.
-func addEvent(ctx context.Context, tx *sql.Tx, e *Event) error {
-	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(run_seq), 0) + 1 FROM events WHERE run_id = ?`, e.RunID).Scan(&e.Seq); err != nil {
+func (d *DB) addEvent(ctx context.Context, tx *sql.Tx, e *Event) error {
+	if err := d.queryRow(ctx, tx, sqlNextEventSeq, e.RunID).Scan(&e.Seq); err != nil {
 		return fmt.Errorf("numbering an audit event: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, insertEventSQL, e.args()...); err != nil {
+	if _, err := d.exec(ctx, tx, insertEventSQL, e.args()...); err != nil {
 		return fmt.Errorf("recording an audit event: %w", err)
 	}
 	return nil

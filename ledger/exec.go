@@ -111,7 +111,7 @@ func (d *DB) loadItems(ctx context.Context, q querier, b *Batch) error {
 // sent again.
 func (d *DB) MarkSending(ctx context.Context, b *Batch) error {
 	return d.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ?`, d.Now().UnixNano(), b.ID)
+		_, err := d.exec(ctx, tx, sqlMarkSending, d.Now().UnixNano(), b.ID)
 		if err != nil {
 			return fmt.Errorf("marking batch %d sending: %w", b.ID, err)
 		}
@@ -125,8 +125,7 @@ func (d *DB) MarkSending(ctx context.Context, b *Batch) error {
 func (d *DB) MarkSubmitted(ctx context.Context, b *Batch, ref string) error {
 	now := d.Now()
 	return d.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'submitted', vendor_ref = ?, submitted_at = ?, last_error = '', updated_at = ? WHERE id = ?`,
-			ref, now.UnixNano(), now.UnixNano(), b.ID)
+		_, err := d.exec(ctx, tx, sqlMarkSubmitted, ref, now.UnixNano(), now.UnixNano(), b.ID)
 		if err != nil {
 			return fmt.Errorf("recording the receipt of batch %d: %w", b.ID, err)
 		}
@@ -301,7 +300,7 @@ func (d *DB) Resolve(ctx context.Context, runID string, b *Batch, results []Resu
 		if len(left) > 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE batches SET state = 'done', vendor_ref = ?, updated_at = ? WHERE id = ?`, b.VendorRef, now.UnixNano(), b.ID); err != nil {
+		if _, err := d.exec(ctx, tx, sqlBatchDone, b.VendorRef, now.UnixNano(), b.ID); err != nil {
 			return err
 		}
 		b.State = BatchDone
@@ -315,37 +314,64 @@ func (d *DB) Resolve(ctx context.Context, runID string, b *Batch, results []Resu
 	return released, nil
 }
 
+// The statements Resolve runs for every item, prepared once (hotSQL).
+const (
+	sqlItemOutcome = `UPDATE items SET outcome = ?, detail = ?, data_url = ? WHERE id = ?`
+	// sqlSubjectConfirmed records what the vendor confirmed; a NULL leaves
+	// a column as it is: ?1 restrictions, ?2 erasure (0 clears erased_at,
+	// else ?3), ?4 access request, ?5 the settled fingerprint when no
+	// operation of the row follows (in flight no more, failures forgiven).
+	sqlSubjectConfirmed = `UPDATE subjects SET
+		restrictions = COALESCE(?1, restrictions),
+		erasure = COALESCE(?2, erasure),
+		erased_at = CASE WHEN ?2 IS NULL THEN erased_at WHEN ?2 = 0 THEN NULL ELSE ?3 END,
+		access_request = COALESCE(?4, access_request),
+		in_flight = CASE WHEN ?5 IS NULL THEN in_flight ELSE 0 END,
+		settled = COALESCE(?5, settled),
+		failures = CASE WHEN ?5 IS NULL THEN failures ELSE 0 END,
+		retry_at = CASE WHEN ?5 IS NULL THEN retry_at ELSE NULL END
+		WHERE vendor = ?6 AND id_type = ?7 AND subject_id = ?8`
+	sqlSubjectFailed = `UPDATE subjects SET in_flight = 0, failures = failures + 1
+		WHERE vendor = ? AND id_type = ? AND subject_id = ? RETURNING failures`
+	sqlSubjectRetryAt = `UPDATE subjects SET retry_at = ? WHERE vendor = ? AND id_type = ? AND subject_id = ?`
+	sqlSettleFP       = `INSERT OR REPLACE INTO fp_delta(fp, present) VALUES (?, 1)`
+	sqlMarkSending    = `UPDATE batches SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ?`
+	sqlMarkSubmitted  = `UPDATE batches SET state = 'submitted', vendor_ref = ?, submitted_at = ?, last_error = '', updated_at = ? WHERE id = ?`
+	sqlBatchDone      = `UPDATE batches SET state = 'done', vendor_ref = ?, updated_at = ? WHERE id = ?`
+)
+
+// hotSQL are the statements prepared when the ledger opens.
+var hotSQL = []string{sqlItemOutcome, sqlSubjectConfirmed, sqlSubjectFailed, sqlSubjectRetryAt, sqlSettleFP,
+	sqlMarkSending, sqlMarkSubmitted, sqlBatchDone, sqlNextEventSeq, insertEventSQL}
+
 func (d *DB) resolveItem(ctx context.Context, tx *sql.Tx, runID string, b *Batch, it *Item, r Result, now time.Time) error {
-	if _, err := tx.ExecContext(ctx, `UPDATE items SET outcome = ?, detail = ?, data_url = ? WHERE id = ?`,
-		string(r.Outcome), r.Detail, r.DataURL, it.ID); err != nil {
+	if _, err := d.exec(ctx, tx, sqlItemOutcome, string(r.Outcome), r.Detail, r.DataURL, it.ID); err != nil {
 		return err
 	}
 	key := []any{b.Vendor, it.IDType, it.SubjectID}
 	switch {
 	case succeeded(it, r.Outcome):
-		var set string
-		var args []any
+		var restr, erasure, erasedAt, access, settled any
 		switch it.Op {
 		case privsync.OpRestrict:
-			set, args = `restrictions = ?`, []any{int(it.Restrictions)}
+			restr = int(it.Restrictions)
 		case privsync.OpRTBFSuppress:
-			set, args = `erasure = 1, erased_at = ?`, []any{now.UnixNano()}
+			erasure, erasedAt = 1, now.UnixNano()
 		case privsync.OpRemoveRTBFSuppress:
-			set, args = `erasure = 0, erased_at = NULL`, nil
+			erasure = 0
 		case privsync.OpRTBFDelete, privsync.OpRemove, privsync.OpAnonymize:
-			set, args = `erasure = 2, erased_at = ?`, []any{now.UnixNano()}
+			erasure, erasedAt = 2, now.UnixNano()
 		case privsync.OpReview:
-			set, args = `access_request = ?`, []any{it.AccessRequest}
+			access = it.AccessRequest
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE subjects SET `+set+` WHERE vendor = ? AND id_type = ? AND subject_id = ?`, append(args, key...)...); err != nil {
+		if it.Last {
+			settled = int64(it.FP)
+		}
+		if _, err := d.exec(ctx, tx, sqlSubjectConfirmed, append([]any{restr, erasure, erasedAt, access, settled}, key...)...); err != nil {
 			return err
 		}
 		if it.Last {
-			if _, err := tx.ExecContext(ctx, `UPDATE subjects SET in_flight = 0, settled = ?, failures = 0, retry_at = NULL
-				WHERE vendor = ? AND id_type = ? AND subject_id = ?`, append([]any{int64(it.FP)}, key...)...); err != nil {
-				return err
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO fp_delta(fp, present) VALUES (?, 1)`, int64(it.FP)); err != nil {
+			if _, err := d.exec(ctx, tx, sqlSettleFP, int64(it.FP)); err != nil {
 				return err
 			}
 		}
@@ -353,12 +379,10 @@ func (d *DB) resolveItem(ctx context.Context, tx *sql.Tx, runID string, b *Batch
 		// Nothing confirmed: the subject is planned again after a back-off
 		// (an erasure the vendor forgot is never taken as done).
 		var failures int
-		if err := tx.QueryRowContext(ctx, `UPDATE subjects SET in_flight = 0, failures = failures + 1
-			WHERE vendor = ? AND id_type = ? AND subject_id = ? RETURNING failures`, key...).Scan(&failures); err != nil {
+		if err := d.queryRow(ctx, tx, sqlSubjectFailed, key...).Scan(&failures); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE subjects SET retry_at = ? WHERE vendor = ? AND id_type = ? AND subject_id = ?`,
-			append([]any{now.Add(failureBackoff(failures)).UnixNano()}, key...)...); err != nil {
+		if _, err := d.exec(ctx, tx, sqlSubjectRetryAt, append([]any{now.Add(failureBackoff(failures)).UnixNano()}, key...)...); err != nil {
 			return err
 		}
 		// The vendor may have acted on a request it forgot, or whose answers
@@ -385,7 +409,7 @@ func (d *DB) resolveItem(ctx context.Context, tx *sql.Tx, runID string, b *Batch
 	if r.DataURL != "" {
 		detail = strings.TrimSpace("data report: " + r.DataURL + " " + detail)
 	}
-	return addEvent(ctx, tx, itemEvent(runID, b, it, string(r.Outcome), detail, now))
+	return d.addEvent(ctx, tx, itemEvent(runID, b, it, string(r.Outcome), detail, now))
 }
 
 // RestrictionsUnknown marks a subject's restrictions as not known: a
@@ -512,7 +536,7 @@ func (d *DB) FinishRun(ctx context.Context, runID string, stats any) (int, error
 			return err
 		}
 		for _, e := range evs {
-			if err := addEvent(ctx, tx, e); err != nil {
+			if err := d.addEvent(ctx, tx, e); err != nil {
 				return err
 			}
 		}

@@ -48,6 +48,11 @@ type DB struct {
 	// commitHook, when set, commits every write transaction in its place
 	// (fault injection: the simulation kills the process around commits).
 	commitHook func(commit func() error) error
+
+	// stmts holds the statements the executor runs for every item and
+	// batch, prepared once when the ledger opens (hotSQL): parsing them
+	// again for each item was most of a backfill's time.
+	stmts map[string]*sql.Stmt
 }
 
 // SetCommitHook makes hook commit every write transaction from now on: it
@@ -82,7 +87,40 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		d.Close()
 		return nil, err
 	}
+	if err := d.prepareHot(ctx); err != nil {
+		d.Close()
+		return nil, err
+	}
 	return d, nil
+}
+
+// prepareHot prepares hotSQL on the ledger's one connection.
+func (d *DB) prepareHot(ctx context.Context) error {
+	d.stmts = make(map[string]*sql.Stmt, len(hotSQL))
+	for _, q := range hotSQL {
+		s, err := d.db.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("preparing the ledger's statements: %w", err)
+		}
+		d.stmts[q] = s
+	}
+	return nil
+}
+
+// exec runs q in tx, through its prepared statement when q is one of hotSQL.
+func (d *DB) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.Result, error) {
+	if s := d.stmts[q]; s != nil {
+		return tx.StmtContext(ctx, s).ExecContext(ctx, args...)
+	}
+	return tx.ExecContext(ctx, q, args...)
+}
+
+// queryRow is exec for a query of one row.
+func (d *DB) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
+	if s := d.stmts[q]; s != nil {
+		return tx.StmtContext(ctx, s).QueryRowContext(ctx, args...)
+	}
+	return tx.QueryRowContext(ctx, q, args...)
 }
 
 // OpenReadOnly opens an existing ledger for reading without taking its lock
@@ -146,6 +184,9 @@ func fileURI(path string) (string, error) {
 
 // Close closes the ledger and releases its lock.
 func (d *DB) Close() error {
+	for _, s := range d.stmts {
+		s.Close()
+	}
 	err := d.db.Close()
 	if d.lock != nil {
 		releaseLock(d.lock)
