@@ -24,6 +24,8 @@ type Event struct {
 	Attempts     int
 	Detail       string
 	ItemID       int64 // 0 for outcomes that concern no request
+
+	pos int64 // the event's position in the whole log (events.seq), for paging
 }
 
 const insertEventSQL = `INSERT INTO events(run_id, run_seq, recorded_at, vendor, subject_id, id_type, operation, restrictions,
@@ -38,12 +40,12 @@ func (e *Event) args() []any {
 		e.Outcome, e.VendorRef, e.Attempts, e.Detail, item}
 }
 
-const eventCols = `run_id, run_seq, recorded_at, vendor, subject_id, id_type, operation, restrictions, outcome, vendor_ref, attempts, detail, COALESCE(item_id, 0)`
+const eventCols = `run_id, run_seq, recorded_at, vendor, subject_id, id_type, operation, restrictions, outcome, vendor_ref, attempts, detail, COALESCE(item_id, 0), seq`
 
 func scanEvent(sc interface{ Scan(...any) error }) (*Event, error) {
 	var e Event
 	err := sc.Scan(&e.RunID, &e.Seq, &e.RecordedAt, &e.Vendor, &e.SubjectID, &e.IDType, &e.Operation, &e.Restrictions,
-		&e.Outcome, &e.VendorRef, &e.Attempts, &e.Detail, &e.ItemID)
+		&e.Outcome, &e.VendorRef, &e.Attempts, &e.Detail, &e.ItemID, &e.pos)
 	return &e, err
 }
 
@@ -62,37 +64,53 @@ func (d *DB) addEvent(ctx context.Context, tx *sql.Tx, e *Event) error {
 
 // Events calls fn for the events of a run after seq, in order.
 func (d *DB) Events(ctx context.Context, runID string, after int64, fn func(*Event) error) error {
-	return d.eachEvent(ctx, fn, `SELECT `+eventCols+` FROM events WHERE run_id = ? AND run_seq > ? ORDER BY run_seq`, runID, after)
+	return d.eachEvent(ctx, fn, after, func(e *Event) int64 { return e.Seq },
+		`SELECT `+eventCols+` FROM events WHERE run_id = ? AND run_seq > ? ORDER BY run_seq LIMIT ?`, runID)
 }
 
 // SubjectEvents calls fn for every event about a subject id, across runs
 // and vendors, oldest first (what a regulator asks about one person).
 func (d *DB) SubjectEvents(ctx context.Context, subjectID string, fn func(*Event) error) error {
-	return d.eachEvent(ctx, fn, `SELECT `+eventCols+` FROM events WHERE subject_id = ? ORDER BY seq`, subjectID)
+	return d.eachEvent(ctx, fn, 0, func(e *Event) int64 { return e.pos },
+		`SELECT `+eventCols+` FROM events WHERE subject_id = ? AND seq > ? ORDER BY seq LIMIT ?`, subjectID)
 }
 
-func (d *DB) eachEvent(ctx context.Context, fn func(*Event) error, q string, args ...any) error {
-	rows, err := d.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return fmt.Errorf("reading audit events: %w", err)
-	}
-	var evs []*Event
-	for rows.Next() {
-		e, err := scanEvent(rows)
+// eventPage is how many events eachEvent holds at once.
+const eventPage = 4096
+
+// eachEvent calls fn for the events q selects, a page at a time: q takes
+// arg, the position after which the page starts (pos of the last event
+// read; after for the first page), and a LIMIT. A page is read whole
+// before fn sees it, as fn may use the ledger's one connection; so a run of
+// ten million events never sits in memory at once.
+func (d *DB) eachEvent(ctx context.Context, fn func(*Event) error, after int64, pos func(*Event) int64, q string, arg any) error {
+	page := make([]*Event, 0, eventPage)
+	for {
+		page = page[:0]
+		rows, err := d.db.QueryContext(ctx, q, arg, after, eventPage)
 		if err != nil {
-			rows.Close()
 			return fmt.Errorf("reading audit events: %w", err)
 		}
-		evs = append(evs, e)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading audit events: %w", err)
-	}
-	for _, e := range evs {
-		if err := fn(e); err != nil {
-			return err
+		for rows.Next() {
+			e, err := scanEvent(rows)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("reading audit events: %w", err)
+			}
+			page = append(page, e)
 		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("reading audit events: %w", err)
+		}
+		for _, e := range page {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		if len(page) < eventPage {
+			return nil
+		}
+		after = pos(page[len(page)-1])
 	}
-	return nil
 }

@@ -82,7 +82,8 @@ func (d *DB) Inspect(ctx context.Context) (*Dump, error) {
 	err = d.eachEvent(ctx, func(e *Event) error {
 		out.Events = append(out.Events, e)
 		return nil
-	}, `SELECT `+eventCols+` FROM events ORDER BY seq`)
+	}, 0, func(e *Event) int64 { return e.pos },
+		`SELECT `+eventCols+` FROM events WHERE ? IS NULL AND seq > ? ORDER BY seq LIMIT ?`, nil)
 	if err != nil {
 		return nil, err
 	}
