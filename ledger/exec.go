@@ -110,6 +110,12 @@ func (d *DB) loadItems(ctx context.Context, q querier, b *Batch) error {
 // committed before the request goes, so a crash leaves b in sending, to be
 // sent again.
 func (d *DB) MarkSending(ctx context.Context, b *Batch) error {
+	// An interrupted run marks nothing sending (and so sends nothing); once
+	// begun, the short transaction runs without a cancellation watcher.
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("marking batch %d sending: %w", b.ID, err)
+	}
+	ctx = quick(ctx)
 	return d.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := d.exec(ctx, tx, sqlMarkSending, d.Now().UnixNano(), b.ID)
 		if err != nil {
@@ -123,6 +129,7 @@ func (d *DB) MarkSending(ctx context.Context, b *Batch) error {
 
 // MarkSubmitted records the vendor's receipt for b.
 func (d *DB) MarkSubmitted(ctx context.Context, b *Batch, ref string) error {
+	ctx = quick(ctx) // a receipt is committed even as the run is interrupted
 	now := d.Now()
 	return d.inTx(ctx, func(tx *sql.Tx) error {
 		_, err := d.exec(ctx, tx, sqlMarkSubmitted, ref, now.UnixNano(), now.UnixNano(), b.ID)
@@ -269,6 +276,7 @@ func failureBackoff(failures int) time.Duration {
 // pending it is done, and the batches that follow it are released; those
 // are returned, ready to send.
 func (d *DB) Resolve(ctx context.Context, runID string, b *Batch, results []Result) ([]*Batch, error) {
+	ctx = quick(ctx) // outcomes are committed even as the run is interrupted
 	var released []*Batch
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
 		byID := map[int64]*Item{}

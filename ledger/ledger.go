@@ -53,6 +53,14 @@ type DB struct {
 	// batch, prepared once when the ledger opens (hotSQL): parsing them
 	// again for each item was most of a backfill's time.
 	stmts map[string]*sql.Stmt
+	// nextSeq is the next run_seq of a run's log, as addEvent last
+	// numbered it in the transaction in progress (nil: ask the log).
+	nextSeq *runSeq
+}
+
+type runSeq struct {
+	run  string
+	next int64
 }
 
 // SetCommitHook makes hook commit every write transaction from now on: it
@@ -247,10 +255,18 @@ func (d *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
+// quick is the context of a short write transaction: ctx without its
+// cancellation. The driver watches a cancellable context with a goroutine
+// per statement (a tenth of a backfill's CPU); a transaction of a few
+// milliseconds is not worth interrupting, and one that records what a
+// vendor answered must commit even as the run is being interrupted.
+func quick(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
+
 // inTx runs fn in one write transaction.
 func (d *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.nextSeq = nil // a cache of the transaction before: see addEvent
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err

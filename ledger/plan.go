@@ -246,6 +246,7 @@ func (w *planWriter) close() {
 }
 
 func (w *planWriter) Batch(ctx context.Context, b *planner.Batch) error {
+	ctx = quick(ctx) // the planner checks for cancellation; see quick
 	state, after := "planned", any(nil)
 	if b.After != 0 {
 		state, after = "waiting", w.batches[b.After]
@@ -261,6 +262,7 @@ func (w *planWriter) Batch(ctx context.Context, b *planner.Batch) error {
 }
 
 func (w *planWriter) event(ctx context.Context, e *Event) error {
+	ctx = quick(ctx)
 	w.seq++
 	e.RunID, e.Seq, e.RecordedAt = w.runID, w.seq, w.now
 	_, err := w.insEvent.ExecContext(ctx, e.args()...)
@@ -276,6 +278,7 @@ func (w *planWriter) Reject(ctx context.Context, re *privsync.RowError, fp uint6
 }
 
 func (w *planWriter) Entry(ctx context.Context, e *planner.Entry) error {
+	ctx = quick(ctx) // the planner checks for cancellation; see quick
 	where := ""
 	if e.File != "" {
 		where = fmt.Sprintf("%s row %d: ", e.File, e.Line)
