@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/privsync/privsync"
@@ -68,5 +69,43 @@ func TestEventsPaged(t *testing.T) {
 	want := 2 * ((perRun + 2) / 3)
 	if len(runs) != want || runs[0] != "r1" || runs[len(runs)-1] != "r2" {
 		t.Fatalf("subject events: %d (first %s, last %s), want %d from r1 then r2", len(runs), runs[0], runs[len(runs)-1], want)
+	}
+}
+
+// A confirmed row's fingerprint reaches the settled set when the run
+// finishes; until then (or if the process dies first) the subject's own
+// settled column says the row is dealt with.
+func TestSettledFoldedWhenRunFinishes(t *testing.T) {
+	ctx := context.Background()
+	path := t.TempDir() + "/l.db"
+	db := mustOpenAt(t, path)
+	k := privsync.Key{Vendor: "sfmc", SubjectID: "p1"}
+	const fp = uint64(0xfeed0000beef)
+	mustWrite(t, db, "r1", func(ctx context.Context, s planner.Sink) error {
+		if err := s.Batch(ctx, &planner.Batch{ID: 1, Vendor: "sfmc", Op: privsync.OpRestrict}); err != nil {
+			return err
+		}
+		return s.Entry(ctx, &planner.Entry{Key: k, FP: fp, Decision: planner.Decision{Verdict: planner.Send,
+			Ops: []planner.Op{{Op: privsync.OpRestrict, Restrictions: privsync.DoNotTrack}}}, Batches: []int{1}})
+	})
+	bs, err := db.OpenBatches(ctx, "sfmc")
+	if err != nil || len(bs) != 1 || len(bs[0].Items) != 1 {
+		t.Fatalf("OpenBatches: %v, %v", bs, err)
+	}
+	if _, err := db.Resolve(ctx, "r1", bs[0], []ledger.Result{{ItemID: bs[0].Items[0].ID, Outcome: privsync.OutcomeCompleted}}); err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(settledList(t, db), fp) {
+		t.Fatal("the fingerprint is in the set before the run finished: folded per item")
+	}
+	states, err := db.Reader().Lookup(ctx, []privsync.Key{k})
+	if err != nil || states[0].Settled != fp || states[0].InFlight != 0 {
+		t.Fatalf("subject after Resolve: %+v, %v; want settled %x, nothing in flight", states, err, fp)
+	}
+	if _, err := db.FinishRun(ctx, "r1", nil); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(settledList(t, db), fp) {
+		t.Fatal("the fingerprint is not in the set after FinishRun")
 	}
 }

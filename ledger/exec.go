@@ -342,14 +342,13 @@ const (
 	sqlSubjectFailed = `UPDATE subjects SET in_flight = 0, failures = failures + 1
 		WHERE vendor = ? AND id_type = ? AND subject_id = ? RETURNING failures`
 	sqlSubjectRetryAt = `UPDATE subjects SET retry_at = ? WHERE vendor = ? AND id_type = ? AND subject_id = ?`
-	sqlSettleFP       = `INSERT OR REPLACE INTO fp_delta(fp, present) VALUES (?, 1)`
 	sqlMarkSending    = `UPDATE batches SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ?`
 	sqlMarkSubmitted  = `UPDATE batches SET state = 'submitted', vendor_ref = ?, submitted_at = ?, last_error = '', updated_at = ? WHERE id = ?`
 	sqlBatchDone      = `UPDATE batches SET state = 'done', vendor_ref = ?, updated_at = ? WHERE id = ?`
 )
 
 // hotSQL are the statements prepared when the ledger opens.
-var hotSQL = []string{sqlItemOutcome, sqlSubjectConfirmed, sqlSubjectFailed, sqlSubjectRetryAt, sqlSettleFP,
+var hotSQL = []string{sqlItemOutcome, sqlSubjectConfirmed, sqlSubjectFailed, sqlSubjectRetryAt,
 	sqlMarkSending, sqlMarkSubmitted, sqlBatchDone, sqlNextEventSeq, insertEventSQL}
 
 func (d *DB) resolveItem(ctx context.Context, tx *sql.Tx, runID string, b *Batch, it *Item, r Result, now time.Time) error {
@@ -379,9 +378,12 @@ func (d *DB) resolveItem(ctx context.Context, tx *sql.Tx, runID string, b *Batch
 			return err
 		}
 		if it.Last {
-			if _, err := d.exec(ctx, tx, sqlSettleFP, int64(it.FP)); err != nil {
-				return err
-			}
+			// The subject's settled column is the truth; the set of settled
+			// fingerprints only spares the next plan a lookup, so it is
+			// folded in once, in order, when the run finishes (see
+			// addSettled): an insert per item into a table keyed by a
+			// random hash dirtied a page per item.
+			d.txSettled = append(d.txSettled, it.FP)
 		}
 	case r.Outcome == privsync.OutcomeFailed || r.Outcome == privsync.OutcomeExpired:
 		// Nothing confirmed: the subject is planned again after a back-off
@@ -549,6 +551,9 @@ func (d *DB) FinishRun(ctx context.Context, runID string, stats any) (int, error
 			}
 		}
 		n = len(evs)
+		if err := d.foldSettled(ctx, tx, nil, nil); err != nil {
+			return err
+		}
 		// The pending rows and the run's end commit together: a run killed
 		// between them would write its pending rows again when resumed.
 		return setRunState(ctx, tx, runID, RunFinished, stats, now)

@@ -22,6 +22,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -56,6 +57,11 @@ type DB struct {
 	// nextSeq is the next run_seq of a run's log, as addEvent last
 	// numbered it in the transaction in progress (nil: ask the log).
 	nextSeq *runSeq
+	// settled holds the fingerprints of rows settled by committed
+	// transactions and not yet in fp_buckets; txSettled those of the
+	// transaction in progress. See foldSettled.
+	settled, txSettled []uint64
+	txFolded           bool // the transaction in progress folded settled
 }
 
 type runSeq struct {
@@ -192,6 +198,10 @@ func fileURI(path string) (string, error) {
 
 // Close closes the ledger and releases its lock.
 func (d *DB) Close() error {
+	if len(d.settled) > 0 {
+		// Best effort: what is not folded is looked up by the next plan.
+		d.inTx(context.Background(), func(tx *sql.Tx) error { return d.foldSettled(context.Background(), tx, nil, nil) })
+	}
 	for _, s := range d.stmts {
 		s.Close()
 	}
@@ -267,6 +277,7 @@ func (d *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.nextSeq = nil // a cache of the transaction before: see addEvent
+	d.txSettled, d.txFolded = d.txSettled[:0], false
 	tx, err := d.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -275,14 +286,52 @@ func (d *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 		tx.Rollback()
 		return err
 	}
-	if d.commitHook != nil {
-		if err := d.commitHook(tx.Commit); err != nil {
-			tx.Rollback() // a no-op once committed
+	// Only a transaction that committed settles its fingerprints: one
+	// rolled back (or killed before its commit by the hook) settled nothing.
+	committed := false
+	commit := func() error {
+		if err := tx.Commit(); err != nil {
 			return err
 		}
+		committed = true
 		return nil
 	}
-	return tx.Commit()
+	if d.commitHook != nil {
+		err = d.commitHook(commit)
+	} else {
+		err = commit()
+	}
+	if committed {
+		if d.txFolded {
+			d.settled = nil
+		}
+		d.settled = append(d.settled, d.txSettled...)
+	}
+	if err != nil {
+		tx.Rollback() // a no-op once committed
+		return err
+	}
+	return nil
+}
+
+// foldSettled folds the settled fingerprints of committed transactions,
+// then add and remove, into the buckets, inside tx (a transaction of
+// inTx). The fingerprints wait in memory until a plan is written, a run
+// finishes or the ledger closes: the set only spares the planner lookups
+// (a row whose fingerprint it lacks is looked up, and the subject's
+// settled column says it is unchanged), so losing them in a crash costs
+// time, never a wrong decision.
+func (d *DB) foldSettled(ctx context.Context, tx *sql.Tx, add, remove []uint64) error {
+	if len(d.settled) > 0 {
+		add = append(slices.Clone(d.settled), add...)
+	}
+	if err := fold(ctx, tx, add, remove); err != nil {
+		return err
+	}
+	// Folded once this transaction commits; a rollback folds them again
+	// next time (they are settled either way).
+	d.txFolded = true
+	return nil
 }
 
 func nanos(t time.Time) any {

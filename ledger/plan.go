@@ -186,7 +186,7 @@ func (d *DB) WritePlan(ctx context.Context, runID string, plan func(planner.Ledg
 		// The plan's fingerprint changes go straight into the buckets: as
 		// journal rows, a first run of millions of rows spent minutes on
 		// random-order inserts.
-		if err := fold(ctx, tx, w.add, w.remove); err != nil {
+		if err := d.foldSettled(ctx, tx, w.add, w.remove); err != nil {
 			return fmt.Errorf("recording settled rows: %w", err)
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE runs SET state = ? WHERE id = ?`, RunRunning, runID)

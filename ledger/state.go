@@ -97,7 +97,7 @@ func (r reader) delta(ctx context.Context) (add, remove []uint64, err error) {
 // Compact folds the fingerprint journal into the buckets, rewriting only
 // the buckets it changes.
 func (d *DB) Compact(ctx context.Context) error {
-	return d.inTx(ctx, func(tx *sql.Tx) error { return fold(ctx, tx, nil, nil) })
+	return d.inTx(ctx, func(tx *sql.Tx) error { return d.foldSettled(ctx, tx, nil, nil) })
 }
 
 // fold applies the journal (fp_delta), then add and remove, to the buckets
