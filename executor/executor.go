@@ -32,6 +32,7 @@ import (
 // Ledger is what the executor records its work in; *ledger.DB is one.
 type Ledger interface {
 	OpenBatches(ctx context.Context, vendor string) ([]*ledger.Batch, error)
+	LoadItems(ctx context.Context, b *ledger.Batch) error
 	MarkSending(ctx context.Context, b *ledger.Batch) error
 	MarkSubmitted(ctx context.Context, b *ledger.Batch, ref string) error
 	NoteError(ctx context.Context, b *ledger.Batch, msg string) error
@@ -208,6 +209,11 @@ func (r *runner) stop(why string) {
 // for its status; what remains is queued for later.
 func (r *runner) handle(ctx context.Context, t *task) error {
 	b := t.b
+	// Items are read when a batch is worked on and let go when it waits
+	// (schedulePoll): a backfill of millions holds only the batches in hand.
+	if err := r.led.LoadItems(ctx, b); err != nil {
+		return err
+	}
 	if len(b.Items) == 0 {
 		return r.resolve(ctx, b, nil) // done: release what follows it
 	}
@@ -237,6 +243,7 @@ func (r *runner) pollInterval() time.Duration {
 func (r *runner) schedulePoll(b *ledger.Batch, wait time.Duration) {
 	now := r.opts.Now()
 	remaining := r.deadline.Sub(now)
+	b.Items = nil // read again when polled; not touched once queued
 	if remaining <= 0 {
 		return
 	}

@@ -89,7 +89,7 @@ func TestSettledFoldedWhenRunFinishes(t *testing.T) {
 			Ops: []planner.Op{{Op: privsync.OpRestrict, Restrictions: privsync.DoNotTrack}}}, Batches: []int{1}})
 	})
 	bs, err := db.OpenBatches(ctx, "sfmc")
-	if err != nil || len(bs) != 1 || len(bs[0].Items) != 1 {
+	if err != nil || len(bs) != 1 || db.LoadItems(ctx, bs[0]) != nil || len(bs[0].Items) != 1 {
 		t.Fatalf("OpenBatches: %v, %v", bs, err)
 	}
 	if _, err := db.Resolve(ctx, "r1", bs[0], []ledger.Result{{ItemID: bs[0].Items[0].ID, Outcome: privsync.OutcomeCompleted}}); err != nil {

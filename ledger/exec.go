@@ -57,33 +57,35 @@ type Result struct {
 
 // OpenBatches returns the batches of a vendor that still have work: ready,
 // possibly sent, or waiting for the vendor's confirmation, oldest first.
+// Their items are not read (Items is nil): LoadItems reads them when a
+// batch is worked on, so a backfill of millions of items holds only the
+// batches in hand.
 func (d *DB) OpenBatches(ctx context.Context, vendor string) ([]*Batch, error) {
 	rows, err := d.db.QueryContext(ctx, `SELECT id, run_id, vendor, operation, state, attempts, vendor_ref, created_at, submitted_at
 		FROM batches WHERE state IN ('planned', 'sending', 'submitted') AND vendor = ? ORDER BY id`, vendor)
 	if err != nil {
 		return nil, fmt.Errorf("listing open batches of %s: %w", vendor, err)
 	}
+	defer rows.Close()
 	var out []*Batch
 	for rows.Next() {
 		var b Batch
 		var created, sub sql.NullInt64
 		if err := rows.Scan(&b.ID, &b.RunID, &b.Vendor, &b.Op, &b.State, &b.Attempts, &b.VendorRef, &created, &sub); err != nil {
-			rows.Close()
-			return nil, err
+			return nil, fmt.Errorf("listing open batches of %s: %w", vendor, err)
 		}
 		b.CreatedAt, b.SubmittedAt = fromNanos(created), fromNanos(sub)
 		out = append(out, &b)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	for _, b := range out {
-		if err := d.loadItems(ctx, d.db, b); err != nil {
-			return nil, err
-		}
+		return nil, fmt.Errorf("listing open batches of %s: %w", vendor, err)
 	}
 	return out, nil
+}
+
+// LoadItems reads the items of b that have no final outcome into b.Items.
+func (d *DB) LoadItems(ctx context.Context, b *Batch) error {
+	return d.loadItems(ctx, d.db, b)
 }
 
 func (d *DB) loadItems(ctx context.Context, q querier, b *Batch) error {

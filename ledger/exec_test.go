@@ -41,14 +41,27 @@ func mustPlan(t *testing.T, db *ledger.DB, runID string, now time.Time, rs ...pr
 	return stats
 }
 
-// mustOpen returns the vendor's open batches, submitted.
-func mustSubmit(t *testing.T, db *ledger.DB) []*ledger.Batch {
+// mustOpenBatches returns sfmc's open batches with their items read.
+func mustOpenBatches(t *testing.T, db *ledger.DB) []*ledger.Batch {
 	t.Helper()
 	ctx := context.Background()
 	bs, err := db.OpenBatches(ctx, "sfmc")
 	if err != nil {
 		t.Fatal(err)
 	}
+	for _, b := range bs {
+		if err := db.LoadItems(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bs
+}
+
+// mustSubmit returns the vendor's open batches, submitted.
+func mustSubmit(t *testing.T, db *ledger.DB) []*ledger.Batch {
+	t.Helper()
+	ctx := context.Background()
+	bs := mustOpenBatches(t, db)
 	for _, b := range bs {
 		if err := db.MarkSending(ctx, b); err != nil {
 			t.Fatal(err)
@@ -116,9 +129,9 @@ func TestSplitKeepsFollowUpsBehindTheirOwnPredecessor(t *testing.T) {
 	// Cancel both suppressions and restrict: remove_rtbf_suppress, then restrict.
 	later := now.Add(time.Hour)
 	mustPlan(t, db, "r2", later, sfmcRow("A", privsync.DoNotTrack, 0, later), sfmcRow("B", privsync.DoNotTrack, 0, later))
-	open, err := db.OpenBatches(ctx, "sfmc")
-	if err != nil || len(open) != 1 || len(open[0].Items) != 2 {
-		t.Fatalf("open batches %v, %v; want the removals", open, err)
+	open := mustOpenBatches(t, db)
+	if len(open) != 1 || len(open[0].Items) != 2 {
+		t.Fatalf("open batches %v; want the removals", open)
 	}
 	halves, err := db.Split(ctx, open[0])
 	if err != nil {

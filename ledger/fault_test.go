@@ -64,6 +64,7 @@ func TestFailingStatementsRollBack(t *testing.T) {
 				open, err := db.OpenBatches(ctx, "sfmc")
 				try(err)
 				for _, b := range open {
+					try(db.LoadItems(ctx, b))
 					try(db.MarkSending(ctx, b))
 					try(db.NoteError(ctx, b, "x"))
 					try(db.Unsend(ctx, b, "x"))
