@@ -68,9 +68,10 @@ func (d *DB) addEvent(ctx context.Context, tx *sql.Tx, e *Event) error {
 
 // Events calls fn for the events of a run after seq, in order.
 func (d *DB) Events(ctx context.Context, runID string, after int64, fn func(*Event) error) error {
-	return d.eachEvent(ctx, fn, after, func(e *Event) int64 { return e.Seq },
-		`SELECT `+eventCols+` FROM events WHERE run_id = ? AND run_seq > ? ORDER BY run_seq LIMIT ?`, runID)
+	return d.eachEvent(ctx, fn, after, func(e *Event) int64 { return e.Seq }, sqlRunEvents, runID)
 }
+
+const sqlRunEvents = `SELECT ` + eventCols + ` FROM events WHERE run_id = ? AND run_seq > ? ORDER BY run_seq LIMIT ?`
 
 // SubjectEvents calls fn for every event about a subject id, across runs
 // and vendors, oldest first (what a regulator asks about one person).
@@ -91,7 +92,10 @@ func (d *DB) eachEvent(ctx context.Context, fn func(*Event) error, after int64, 
 	page := make([]*Event, 0, eventPage)
 	for {
 		page = page[:0]
-		rows, err := d.db.QueryContext(ctx, q, arg, after, eventPage)
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rows, err := d.query(ctx, d.db, q, arg, after, eventPage)
 		if err != nil {
 			return fmt.Errorf("reading audit events: %w", err)
 		}

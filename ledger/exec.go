@@ -88,9 +88,11 @@ func (d *DB) LoadItems(ctx context.Context, b *Batch) error {
 	return d.loadItems(ctx, d.db, b)
 }
 
+const sqlLoadItems = `SELECT id, id_type, subject_id, operation, restrictions, access_request, fp, last
+		FROM items WHERE batch_id = ? AND outcome = 'pending' ORDER BY id`
+
 func (d *DB) loadItems(ctx context.Context, q querier, b *Batch) error {
-	rows, err := q.QueryContext(ctx, `SELECT id, id_type, subject_id, operation, restrictions, access_request, fp, last
-		FROM items WHERE batch_id = ? AND outcome = 'pending' ORDER BY id`, b.ID)
+	rows, err := d.query(ctx, q, sqlLoadItems, b.ID)
 	if err != nil {
 		return fmt.Errorf("loading the items of batch %d: %w", b.ID, err)
 	}
@@ -351,7 +353,7 @@ const (
 
 // hotSQL are the statements prepared when the ledger opens.
 var hotSQL = []string{sqlItemOutcome, sqlSubjectConfirmed, sqlSubjectFailed, sqlSubjectRetryAt,
-	sqlMarkSending, sqlMarkSubmitted, sqlBatchDone, sqlNextEventSeq, insertEventSQL}
+	sqlMarkSending, sqlMarkSubmitted, sqlBatchDone, sqlNextEventSeq, insertEventSQL, sqlLoadItems, sqlRunEvents}
 
 func (d *DB) resolveItem(ctx context.Context, tx *sql.Tx, runID string, b *Batch, it *Item, r Result, now time.Time) error {
 	if _, err := d.exec(ctx, tx, sqlItemOutcome, string(r.Outcome), r.Detail, r.DataURL, it.ID); err != nil {

@@ -129,6 +129,24 @@ func (d *DB) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.R
 	return tx.ExecContext(ctx, q, args...)
 }
 
+// query runs q through the database or a transaction of it, prepared when
+// q is one of hotSQL. The statement is not cancelled with ctx (see quick):
+// reads of a few rows are not worth a watcher each.
+func (d *DB) query(ctx context.Context, q querier, sqlText string, args ...any) (*sql.Rows, error) {
+	s := d.stmts[sqlText]
+	switch q := q.(type) {
+	case *sql.Tx:
+		if s != nil {
+			return q.StmtContext(ctx, s).QueryContext(quick(ctx), args...)
+		}
+	case *sql.DB:
+		if s != nil {
+			return s.QueryContext(quick(ctx), args...)
+		}
+	}
+	return q.QueryContext(ctx, sqlText, args...)
+}
+
 // queryRow is exec for a query of one row.
 func (d *DB) queryRow(ctx context.Context, tx *sql.Tx, q string, args ...any) *sql.Row {
 	if s := d.stmts[q]; s != nil {

@@ -267,7 +267,8 @@ func (w *Writer) sync(ctx context.Context, src Source, visit func(*ledger.Event)
 	if err == nil && w.tail != nil {
 		err = w.edited(fmt.Errorf("row %d: the file ends with an incomplete line the ledger has no row for", w.seq+1))
 	}
-	if err == nil {
+	if err == nil && (written > 0 || !w.checked) {
+		// Nothing new (another worker's Sync took it): nothing to flush.
 		if err = out.Flush(); err != nil {
 			err = fmt.Errorf("writing report %s: %w", w.path, err)
 		} else if err = w.f.Sync(); err != nil {
