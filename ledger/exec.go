@@ -353,7 +353,7 @@ const (
 
 // hotSQL are the statements prepared when the ledger opens.
 var hotSQL = []string{sqlItemOutcome, sqlSubjectConfirmed, sqlSubjectFailed, sqlSubjectRetryAt,
-	sqlMarkSending, sqlMarkSubmitted, sqlBatchDone, sqlNextEventSeq, insertEventSQL, sqlLoadItems, sqlRunEvents}
+	sqlMarkSending, sqlMarkSubmitted, sqlBatchDone, sqlNextEventSeq, insertEventSQL, sqlLoadItems, sqlRunEvents, sqlLookup}
 
 func (d *DB) resolveItem(ctx context.Context, tx *sql.Tx, runID string, b *Batch, it *Item, r Result, now time.Time) error {
 	if _, err := d.exec(ctx, tx, sqlItemOutcome, string(r.Outcome), r.Detail, r.DataURL, it.ID); err != nil {

@@ -133,6 +133,9 @@ func (d *DB) exec(ctx context.Context, tx *sql.Tx, q string, args ...any) (sql.R
 // q is one of hotSQL. The statement is not cancelled with ctx (see quick):
 // reads of a few rows are not worth a watcher each.
 func (d *DB) query(ctx context.Context, q querier, sqlText string, args ...any) (*sql.Rows, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // cancellation is seen between reads
+	}
 	s := d.stmts[sqlText]
 	switch q := q.(type) {
 	case *sql.Tx:

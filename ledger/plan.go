@@ -180,7 +180,7 @@ func (d *DB) WritePlan(ctx context.Context, runID string, plan func(planner.Ledg
 			return err
 		}
 		defer w.close()
-		if err := plan(reader{tx}, w); err != nil {
+		if err := plan(reader{tx, d}, w); err != nil {
 			return err
 		}
 		// The plan's fingerprint changes go straight into the buckets: as
