@@ -44,7 +44,12 @@ type DB struct {
 	// Now is the clock, injectable for tests.
 	Now func() time.Time
 
-	mu sync.Mutex // serialises writers that run several statements
+	mu sync.Mutex // held by the transaction in progress (see inTx)
+
+	gmu     sync.Mutex // guards queue and leading
+	queue   []*txReq   // callers waiting for the next group transaction
+	leading bool       // a caller is running a group
+	groups  int        // group transactions run (under mu), for tests
 
 	// commitHook, when set, commits every write transaction in its place
 	// (fault injection: the simulation kills the process around commits).
@@ -293,22 +298,116 @@ func (d *DB) migrate(ctx context.Context) error {
 // vendor answered must commit even as the run is being interrupted.
 func quick(ctx context.Context) context.Context { return context.WithoutCancel(ctx) }
 
-// inTx runs fn in one write transaction.
+// inTx runs fn in a write transaction and returns once it is committed.
+//
+// Concurrent callers share transactions (group commit): the first becomes
+// the leader and runs every fn queued so far in one transaction, each
+// inside its own savepoint, so a fn that fails is rolled back alone; the
+// others are committed together with one sync of the WAL. While it
+// commits, new callers queue; the first of them leads the next group. A
+// caller still returns only after its work is durable, and each fn's
+// writes are atomic: write-ahead and "state and event together" hold.
 func (d *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	r := &txReq{ctx: ctx, fn: fn, done: make(chan bool, 1)}
+	d.gmu.Lock()
+	d.queue = append(d.queue, r)
+	lead := !d.leading
+	d.leading = true
+	d.gmu.Unlock()
+	if !lead && !<-r.done { // done: false when finished, true when promoted to lead
+		return r.err
+	}
+	d.gmu.Lock()
+	group := d.queue
+	d.queue = nil
+	d.gmu.Unlock()
+	d.runGroup(group)
+	d.gmu.Lock()
+	if len(d.queue) > 0 {
+		d.queue[0].done <- true
+	} else {
+		d.leading = false
+	}
+	d.gmu.Unlock()
+	return r.err
+}
+
+// txReq is one caller's work waiting for a group transaction.
+type txReq struct {
+	ctx  context.Context
+	fn   func(tx *sql.Tx) error
+	err  error
+	done chan bool
+}
+
+// runGroup runs group in one transaction and tells each its result.
+func (d *DB) runGroup(group []*txReq) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.groups++
+	defer func() {
+		for _, q := range group {
+			select {
+			case q.done <- false:
+			default: // the leader's own: it reads r.err
+			}
+		}
+	}()
+	fail := func(err error) {
+		for _, q := range group {
+			if q.err == nil {
+				q.err = err
+			}
+		}
+	}
 	d.nextSeq = nil // a cache of the transaction before: see addEvent
 	d.txSettled, d.txFolded = d.txSettled[:0], false
-	tx, err := d.db.BeginTx(ctx, nil)
+	tx, err := d.db.BeginTx(context.Background(), nil)
 	if err != nil {
-		return err
+		fail(err)
+		return
 	}
-	if err := fn(tx); err != nil {
+	save := len(group) > 1
+	ok := 0
+	for _, q := range group {
+		if q.err = q.ctx.Err(); q.err != nil {
+			continue
+		}
+		mark, folded := len(d.txSettled), d.txFolded
+		if save {
+			if _, err := tx.Exec(`SAVEPOINT grp`); err != nil {
+				tx.Rollback()
+				fail(err)
+				return
+			}
+		}
+		if q.err = q.fn(tx); q.err == nil {
+			ok++
+			if save {
+				if _, err := tx.Exec(`RELEASE grp`); err != nil {
+					tx.Rollback()
+					fail(err)
+					return
+				}
+			}
+			continue
+		}
+		d.txSettled, d.txFolded, d.nextSeq = d.txSettled[:mark], folded, nil
+		if save {
+			if _, err := tx.Exec(`ROLLBACK TO grp; RELEASE grp`); err != nil {
+				tx.Rollback()
+				fail(fmt.Errorf("rolling back a failed write (%w): %w", q.err, err))
+				return
+			}
+		}
+	}
+	if ok == 0 {
 		tx.Rollback()
-		return err
+		return
 	}
-	// Only a transaction that committed settles its fingerprints: one
-	// rolled back (or killed before its commit by the hook) settled nothing.
+	// Through the commit hook when one is set (fault injection). Only a
+	// transaction that committed settles its fingerprints: one rolled back,
+	// or killed by the hook before its commit, settled nothing.
 	committed := false
 	commit := func() error {
 		if err := tx.Commit(); err != nil {
@@ -330,9 +429,8 @@ func (d *DB) inTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	}
 	if err != nil {
 		tx.Rollback() // a no-op once committed
-		return err
+		fail(err)
 	}
-	return nil
 }
 
 // foldSettled folds the settled fingerprints of committed transactions,
