@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/privsync/privsync/ledger"
@@ -32,6 +34,36 @@ func openReport(dir, runID string, db *ledger.DB) (*reportSync, error) {
 	}
 	r := &reportSync{w: w, db: db, dir: dir, runID: runID, path: w.Path()}
 	return r, r.sync(context.Background())
+}
+
+// follow keeps the report in step in the background while the executor
+// records outcomes: each kick asks for a sync, and the kicks that arrive
+// while one runs are served by the next, so lines are appended (and the
+// file flushed) in batches rather than once per outcome. The returned
+// func stops it; the caller syncs once more after.
+func (r *reportSync) follow(ctx context.Context, log *slog.Logger) (kick, stop func()) {
+	kicks := make(chan struct{}, 1)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-kicks:
+				if err := r.sync(ctx); err != nil && ctx.Err() == nil {
+					log.Error("writing the report", "error", err)
+				}
+			case <-done:
+				return
+			}
+		}
+	})
+	kick = func() {
+		select {
+		case kicks <- struct{}{}:
+		default: // a sync is already asked for: it will read this outcome too
+		}
+	}
+	return kick, func() { close(done); wg.Wait() }
 }
 
 func (r *reportSync) sync(ctx context.Context) error {

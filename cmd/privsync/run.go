@@ -320,12 +320,15 @@ func (m *Main) execute(ctx context.Context, c *common, db *ledger.DB, vendors []
 func (m *Main) executeWith(ctx context.Context, c *common, db *ledger.DB, vendors []executor.Vendor, runID string, deadline time.Time, rep *reportSync, pollOnly bool) (*executor.Result, error) {
 	prog := m.newProgress(c, vendors)
 	defer prog.finish()
+	kick, stop := rep.follow(ctx, c.log)
 	res, err := executor.Execute(ctx, db, vendors, executor.Options{RunID: runID, Deadline: deadline, PollOnly: pollOnly, Log: c.log, Progress: prog,
-		Resolved: func(ctx context.Context) {
-			if err := rep.sync(ctx); err != nil {
-				c.log.Error("writing the report", "error", err)
-			}
-		}})
+		Resolved: func(context.Context) { kick() }})
+	stop()
+	// As the per-outcome syncs were, the last one is best effort: the
+	// callers sync (and fail on it) before they finish the report.
+	if err := rep.sync(ctx); err != nil && ctx.Err() == nil {
+		c.log.Error("writing the report", "error", err)
+	}
 	if c.metrics != nil && res != nil {
 		c.metrics.addRequests(res.Stats)
 	}
