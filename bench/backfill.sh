@@ -19,6 +19,8 @@
 #        BATCH_USERS=N     size of case (2); 0 skips it
 #        PROFILE=1         write CPU profiles of privsync to bench/out/backfill-*.pprof
 #        PORT=18080        vendorsim's port
+#        PRIVSYNC_BIN=path measure this privsync binary (e.g. one built from
+#                          an earlier commit) instead of building it
 # Needs: go, GNU time (/usr/bin/time: apt-get install time), sqlite3
 # (apt-get install sqlite3) and python3; it says what is missing and stops.
 set -euo pipefail
@@ -40,7 +42,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 echo "building privsync, vendorsim and the generator" >&2
-go build -o "$out/privsync-bench" ./cmd/privsync
+bin=${PRIVSYNC_BIN:-$out/privsync-bench}
+[ -n "${PRIVSYNC_BIN:-}" ] || go build -o "$bin" ./cmd/privsync
 go build -o "$out/vendorsim-bench" ./cmd/vendorsim
 go build -o "$out/gen-bench" ./bench/gen
 
@@ -120,6 +123,7 @@ EOF
 export BENCH_SECRET=bench-not-a-secret
 results="$out/backfill-results.txt"
 : >"$results"
+echo "privsync: $bin" | tee -a "$results"
 printf '%-28s %9s %9s %12s %12s %12s %12s %10s %9s\n' case rows seconds items/s sfmc/s bloomreach/s batch/s requests/s RSS-MiB | tee -a "$results"
 
 # measure LABEL ROWS INPUT: one `privsync run` into an empty ledger.
@@ -131,7 +135,7 @@ measure() {
 	local prof=()
 	[ -z "${PROFILE:-}" ] || prof=(env "PRIVSYNC_CPUPROFILE=$PWD/$out/backfill-$(name "$rows").pprof")
 	set +e
-	"${prof[@]}" /usr/bin/time -v "$out/privsync-bench" run --config "$cfg" --wait 30m --quiet --log-level warn "$input" \
+	"${prof[@]}" /usr/bin/time -v "$bin" run --config "$cfg" --wait 30m --quiet --log-level warn "$input" \
 		2>"$tlog" >/dev/null
 	local code=$?
 	set -e
