@@ -503,6 +503,13 @@ func hashFile(path string) (string, int64, error) {
 // hashAsync hashes a file on another goroutine (another core) while it is
 // parsed; the returned function waits for the result.
 func hashAsync(path string) func(info *FileInfo) error {
+	return hashInBackground(path, func() (string, int64, error) { return hashFile(path) })
+}
+
+// hashInBackground runs hash on another goroutine; the returned function
+// waits for it and fills in the file's SHA-256 and size, or names the input
+// called name when hashing failed.
+func hashInBackground(name string, hash func() (string, int64, error)) func(info *FileInfo) error {
 	type result struct {
 		sum  string
 		size int64
@@ -510,13 +517,13 @@ func hashAsync(path string) func(info *FileInfo) error {
 	}
 	ch := make(chan result, 1)
 	go func() {
-		sum, size, err := hashFile(path)
+		sum, size, err := hash()
 		ch <- result{sum, size, err}
 	}()
 	return func(info *FileInfo) error {
 		r := <-ch
 		if r.err != nil {
-			return &FileError{Path: path, Err: fmt.Errorf("hashing: %w", unwrapPathError(r.err))}
+			return &FileError{Path: name, Err: fmt.Errorf("hashing: %w", unwrapPathError(r.err))}
 		}
 		info.SHA256, info.Size = r.sum, r.size
 		return nil

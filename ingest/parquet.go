@@ -222,25 +222,11 @@ func (p *parquetSource) stream(ctx context.Context, s *session, h Handler, info 
 // hashSourceAsync hashes a source on another goroutine while it is parsed;
 // the returned function waits for the result.
 func hashSourceAsync(src Source) func(info *FileInfo) error {
-	type result struct {
-		sum  string
-		size int64
-		err  error
-	}
-	ch := make(chan result, 1)
-	go func() {
+	return hashInBackground(src.Name, func() (string, int64, error) {
 		h := sha256.New()
 		n, err := io.CopyBuffer(h, io.NewSectionReader(src.R, 0, src.Size), make([]byte, 1<<20))
-		ch <- result{hex.EncodeToString(h.Sum(nil)), n, err}
-	}()
-	return func(info *FileInfo) error {
-		r := <-ch
-		if r.err != nil {
-			return &FileError{Path: src.Name, Err: fmt.Errorf("hashing: %w", unwrapPathError(r.err))}
-		}
-		info.SHA256, info.Size = r.sum, r.size
-		return nil
-	}
+		return hex.EncodeToString(h.Sum(nil)), n, err
+	})
 }
 
 // pqBatch is the next rows of every column read, as text or times.
