@@ -59,10 +59,20 @@ func TestE2ERateLimitedRunIsQuietAndWritesMetrics(t *testing.T) {
 		perVendor[rec.Vendor] = append(perVendor[rec.Vendor], rec.Msg)
 	}
 	t.Logf("vendorsim sent %d 429s; info lines per vendor: %q", sent429, perVendor)
+	// A vendor that drew no 429 by chance (20% of few requests) logs
+	// nothing; the others summarise, each in a few lines.
+	summarised := 0
 	for _, v := range []string{"sfmc", "batch-ios", "bloomreach"} {
-		if n := len(perVendor[v]); n == 0 || n > 4 {
-			t.Errorf("vendor %s: %d log lines at info level, want 1 to 4: %q", v, n, perVendor[v])
+		n := len(perVendor[v])
+		if n > 4 {
+			t.Errorf("vendor %s: %d log lines at info level, want at most 4: %q", v, n, perVendor[v])
 		}
+		if n > 0 {
+			summarised++
+		}
+	}
+	if sent429 > 0 && summarised == 0 {
+		t.Errorf("vendorsim sent %d 429s and no vendor logged a summary", sent429)
 	}
 	if n := len(perVendor[""]); n > 3 {
 		t.Errorf("%d log lines at info level name no vendor: %q", n, perVendor[""])
