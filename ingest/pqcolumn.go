@@ -54,6 +54,10 @@ type pqColumn struct {
 	i96   []parquet.Int96
 	defs  []int16
 	reps  []int16
+	strs  []string // the values of a BYTE_ARRAY string column, see readStrings
+
+	// texts copies or interns the values of a BYTE_ARRAY string column
+	texts texts
 
 	// a list column's levels and values read but not yet consumed: its
 	// rows do not end where batches do
@@ -228,7 +232,14 @@ func (c *pqColumn) read(o *pqOut, n int) error {
 	if c.list {
 		return c.readList(o, n)
 	}
-	total, nv, err := c.readLevels(n)
+	var total int64
+	var nv int
+	var err error
+	if c.kind == pqBytes && c.cr.Type() == parquet.Types.ByteArray {
+		total, nv, err = c.readStrings(n)
+	} else {
+		total, nv, err = c.readLevels(n)
+	}
 	if err != nil {
 		return err
 	}
@@ -264,7 +275,7 @@ func (c *pqColumn) read(o *pqOut, n int) error {
 		switch c.kind {
 		case pqBytes:
 			if c.cr.Type() == parquet.Types.ByteArray {
-				o.strs[i] = bytesString(c.bytes[v])
+				o.strs[i] = c.strs[v]
 			} else {
 				o.strs[i] = bytesString(c.flba[v])
 			}
@@ -298,6 +309,98 @@ func (c *pqColumn) read(o *pqOut, n int) error {
 		v++
 	}
 	return nil
+}
+
+// readStrings reads up to n levels of a BYTE_ARRAY column and its values
+// as strings into c.strs. It reads page by page without arrow-go's copy of
+// every value (ReadBatch clones each batch into a new allocation): a
+// page's values are copied, or interned, before the next page is read,
+// since that may reuse the page's memory.
+func (c *pqColumn) readStrings(n int) (int64, int, error) {
+	r, ok := c.cr.(*file.ByteArrayColumnChunkReader)
+	if !ok {
+		return 0, 0, fmt.Errorf("unexpected column reader %T", c.cr)
+	}
+	if cap(c.defs) < n {
+		c.defs = make([]int16, n)
+	}
+	if cap(c.bytes) < n {
+		c.bytes = make([]parquet.ByteArray, n)
+	}
+	if cap(c.strs) < n {
+		c.strs = make([]string, n)
+	}
+	c.texts.newBatch()
+	var total int64
+	var nv int
+	for total < int64(n) && r.HasNext() {
+		var defs []int16
+		if c.maxDL > 0 {
+			defs = c.defs[total:n]
+		}
+		lv, k, err := r.ReadBatchInPage(int64(n)-total, c.bytes[:n-nv], defs, nil)
+		for j, b := range c.bytes[:k] {
+			c.strs[nv+j] = c.texts.text(b)
+		}
+		total += lv
+		nv += k
+		if err != nil {
+			return total, nv, err
+		}
+	}
+	return total, nv, nil
+}
+
+// texts turns the byte strings of one column into strings that outlive
+// the page they were read from. A column of few distinct values (vendor,
+// id_type, restrictions, erasure) gets one string per value, kept in a
+// small map; a column of many (subject ids) is copied into arenas, a few
+// allocations per batch, once the map is full.
+type texts struct {
+	seen   map[string]string
+	arena  []byte
+	copied int // bytes copied in the current batch
+	last   int // and in the batch before, to size the next one's arena
+}
+
+// maxInterned is how many distinct values of a column are interned.
+const maxInterned = 256
+
+// newBatch starts a batch: the strings of the last one may still be in
+// use, so its arena is not reused.
+func (t *texts) newBatch() {
+	t.arena, t.last, t.copied = nil, t.copied, 0
+}
+
+func (t *texts) text(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	if t.seen == nil {
+		t.seen = make(map[string]string)
+	}
+	if len(t.seen) <= maxInterned {
+		if s, ok := t.seen[string(b)]; ok {
+			return s
+		}
+		if len(t.seen) < maxInterned {
+			s := string(b)
+			t.seen[s] = s
+			return s
+		}
+		t.seen[""] = "" // full: from now on every value is copied
+	}
+	if cap(t.arena)-len(t.arena) < len(b) {
+		size := 64 << 10
+		if t.arena == nil {
+			size = max(size, t.last+t.last/16) // a batch is like the one before
+		}
+		t.arena = make([]byte, 0, max(size, len(b)))
+	}
+	t.copied += len(b)
+	start := len(t.arena)
+	t.arena = append(t.arena, b...)
+	return bytesString(t.arena[start:])
 }
 
 // appendInt appends the integer value v in decimal, with its scale.

@@ -14,12 +14,12 @@ import (
 // in every supported way and from a directory of parts.
 func TestRoundTrip(t *testing.T) {
 	dir := t.TempDir()
-	src := generate(t, dir, 2500)
+	src := generate(t, dir, 10000) // more rows than ParquetBatchRows, many pages
 	want, infos := mustRead(t, ingest.Options{}, src)
-	if len(want.rows) != 2500 || len(want.rejects) != 0 {
-		t.Fatalf("CSV: %d rows, %d rejects; want 2500, 0: %v", len(want.rows), len(want.rejects), want.rejectReasons())
+	if len(want.rows) != 10000 || len(want.rejects) != 0 {
+		t.Fatalf("CSV: %d rows, %d rejects; want 10000, 0: %v", len(want.rows), len(want.rejects), want.rejectReasons())
 	}
-	if infos[0].Rows != 2500 || infos[0].Format != ingest.FormatCSV || len(infos[0].SHA256) != 64 {
+	if infos[0].Rows != 10000 || infos[0].Format != ingest.FormatCSV || len(infos[0].SHA256) != 64 {
 		t.Errorf("CSV info = %+v", infos[0])
 	}
 	cases := []struct {
