@@ -28,8 +28,9 @@ func TestRoundTrip(t *testing.T) {
 		parts int
 	}{
 		{"snappy", gendata.ParquetOptions{Compressions: []string{"snappy"}}, 0},
-		{"gzip-groups-list", gendata.ParquetOptions{Compressions: []string{"gzip"}, RowGroupRows: 300, ListRestrictions: true}, 0},
-		{"zstd-plain-micros", gendata.ParquetOptions{Compressions: []string{"zstd"}, RowGroupRows: 1000, Plain: true, Timestamp: "micros"}, 0},
+		{"snappy-small-pages", gendata.ParquetOptions{Compressions: []string{"snappy"}, PageSize: 8 << 10}, 0},
+		{"gzip-groups-list", gendata.ParquetOptions{Compressions: []string{"gzip"}, RowGroupRows: 300, ListRestrictions: true, PageSize: 4 << 10}, 0},
+		{"zstd-plain-micros", gendata.ParquetOptions{Compressions: []string{"zstd"}, RowGroupRows: 1000, Plain: true, Timestamp: "micros", PageSize: 8 << 10}, 0},
 		{"snappy-millis", gendata.ParquetOptions{Timestamp: "millis"}, 0},
 		{"gzip-int96", gendata.ParquetOptions{Compressions: []string{"gzip"}, Timestamp: "int96", ListRestrictions: true}, 0},
 		{"uncompressed-list-dict", gendata.ParquetOptions{Compressions: []string{"none"}, ListRestrictions: true}, 0},

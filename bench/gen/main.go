@@ -4,7 +4,7 @@
 //
 //	gen rows -n N -o FILE.csv|FILE.parquet [-vendors sfmc,batch-ios,bloomreach] [-seed S] [-backfill]
 //	gen rows -o FILE.csv -base BASE.csv -changed-pct P [-seed S]   # BASE with P% of rows changed
-//	gen convert -in X.csv -out Y.parquet [-compression snappy|gzip|zstd[,...]] [-row-group N]
+//	gen convert -in X.csv -out Y.parquet [-compression snappy|gzip|zstd[,...]] [-row-group N] [-page-size BYTES]
 //	            [-list-restrictions] [-timestamp micros|millis|int96] [-plain]
 //	gen convert -in X.csv -parts K -dir D ...                       # D/part=1/data_0.parquet, ...
 //	gen read INPUT...    # read inputs as privsync does (demo vendors), print rows/s and memory
@@ -151,6 +151,7 @@ func convert(args []string) error {
 	list := fs.Bool("list-restrictions", false, "write restrictions as a LIST of strings")
 	ts := fs.String("timestamp", "", "write updated_at as a timestamp: micros, millis or int96")
 	plain := fs.Bool("plain", false, "no dictionary encoding")
+	page := fs.Int("page-size", gendata.DefaultPageSize, "data page size in bytes")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -160,6 +161,7 @@ func convert(args []string) error {
 		ListRestrictions: *list,
 		Timestamp:        *ts,
 		Plain:            *plain,
+		PageSize:         *page,
 	}
 	switch {
 	case *in == "":

@@ -261,7 +261,14 @@ type ParquetOptions struct {
 	Timestamp string
 	// Plain disables dictionary encoding of the low-cardinality columns.
 	Plain bool
+	// PageSize is the data page size in bytes; 0 means DefaultPageSize.
+	PageSize int
 }
+
+// DefaultPageSize is the data page size of arrow, arrow-rs and parquet-mr
+// (Spark) writers. parquet-go's own default, 8 KiB, makes pages of a few
+// hundred values, a page header each, unlike any warehouse export.
+const DefaultPageSize = 1 << 20
 
 // dictColumns are dictionary-encoded unless ParquetOptions.Plain.
 var dictColumns = map[string]bool{"vendor": true, "id_type": true, "restrictions": true, "erasure": true, "country": true}
@@ -372,7 +379,7 @@ func ConvertCSV(csvPath string, o ParquetOptions, outs ...string) (err error) {
 		if len(outs) > 1 {
 			limit = total*(k+1)/len(outs) - total*k/len(outs)
 		}
-		if err := writeParquet(r, out, typ, kinds, comp, o.RowGroupRows, limit); err != nil {
+		if err := writeParquet(r, out, typ, kinds, comp, o, limit); err != nil {
 			return fmt.Errorf("%s: %w", out, err)
 		}
 	}
@@ -422,22 +429,27 @@ func WriteFile(path string, write func(w *bufio.Writer) error) (err error) {
 }
 
 // writeParquet writes limit records of r (all if negative) to out.
-func writeParquet(r *csv.Reader, out string, typ reflect.Type, kinds []columnKind, comp string, groupRows, limit int) error {
+func writeParquet(r *csv.Reader, out string, typ reflect.Type, kinds []columnKind, comp string, o ParquetOptions, limit int) error {
 	c, err := codec(comp)
 	if err != nil {
 		return err
 	}
 	return WriteFile(out, func(w *bufio.Writer) error {
-		return writeRows(r, w, typ, kinds, c, groupRows, limit)
+		return writeRows(r, w, typ, kinds, c, o, limit)
 	})
 }
 
-func writeRows(r *csv.Reader, w io.Writer, typ reflect.Type, kinds []columnKind, c parquet.CompressionCodec, groupRows, limit int) error {
+func writeRows(r *csv.Reader, w io.Writer, typ reflect.Type, kinds []columnKind, c parquet.CompressionCodec, o ParquetOptions, limit int) error {
+	groupRows := o.RowGroupRows
 	pw, err := writer.NewParquetWriterFromWriter(w, reflect.New(typ).Interface(), 1)
 	if err != nil {
 		return err
 	}
 	pw.CompressionType = c
+	pw.PageSize = DefaultPageSize
+	if o.PageSize > 0 {
+		pw.PageSize = int64(o.PageSize)
+	}
 	for n := 0; limit < 0 || n < limit; n++ {
 		rec, err := r.Read()
 		if err == io.EOF {
