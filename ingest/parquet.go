@@ -143,8 +143,8 @@ func (p *parquetSource) checkFooter() error {
 	return nil
 }
 
-// checkCodecs refuses a file compressed in a way the reader cannot read
-// before a row of it is streamed.
+// checkCodecs refuses a file compressed or encoded in a way the reader
+// cannot read before a row of it is streamed, as its footer says.
 func (p *parquetSource) checkCodecs() error {
 	for g := range p.md.NumRowGroups() {
 		rg := p.md.RowGroup(g)
@@ -158,11 +158,60 @@ func (p *parquetSource) checkCodecs() error {
 			}
 			codec := cc.Compression()
 			if _, err := compress.GetCodec(codec); err != nil {
-				return fmt.Errorf("unsupported compression codec %s in row group %d, column %q", codec, g+1, c.name)
+				return fmt.Errorf("unsupported compression codec %s in row group %d, column %q", describeCodec(codec), g+1, c.name)
+			}
+			for _, e := range cc.Encodings() {
+				if !canDecode(cc.Type(), e) {
+					return fmt.Errorf("unsupported parquet encoding %s for %s values in row group %d, column %q",
+						describeEncoding(e), cc.Type(), g+1, c.name)
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// describeCodec names a codec, or gives the number of one Parquet does
+// not define.
+func describeCodec(c compress.Compression) string {
+	if s := c.String(); s != "" && !strings.HasPrefix(s, "<") {
+		return s
+	}
+	return fmt.Sprintf("%d (not a codec Parquet defines)", int(c))
+}
+
+// canDecode tells whether arrow-go decodes values of type t in encoding e,
+// or e is one a footer lists for the levels (RLE, BIT_PACKED). arrow-go
+// panics on a page in an encoding it lacks for its type, so a footer
+// listing one is refused here and a page lying about it is caught by
+// pqColumn.read.
+func canDecode(t parquet.Type, e parquet.Encoding) bool {
+	enc := parquet.Encodings
+	switch e {
+	case enc.Plain, enc.PlainDict, enc.RLEDict, enc.RLE, enc.BitPacked:
+		return true
+	case enc.DeltaBinaryPacked:
+		return t == parquet.Types.Int32 || t == parquet.Types.Int64
+	case enc.DeltaLengthByteArray:
+		return t == parquet.Types.ByteArray
+	case enc.DeltaByteArray:
+		return t == parquet.Types.ByteArray || t == parquet.Types.FixedLenByteArray
+	case enc.ByteStreamSplit:
+		switch t {
+		case parquet.Types.Int32, parquet.Types.Int64, parquet.Types.Float, parquet.Types.Double, parquet.Types.FixedLenByteArray:
+			return true
+		}
+	}
+	return false
+}
+
+// describeEncoding names an encoding, or gives the number of one Parquet
+// does not define.
+func describeEncoding(e parquet.Encoding) string {
+	if s := e.String(); s != "" && !strings.HasPrefix(s, "<") {
+		return s
+	}
+	return fmt.Sprintf("%d (not an encoding Parquet defines)", int(e))
 }
 
 // mapSchema finds the leaf column of each canonical column present, and
@@ -368,7 +417,7 @@ func (p *parquetSource) readBatch(b *pqBatch, n, g int) error {
 // reader does not implement, or a file that is not what it says.
 func readProblem(err error) string {
 	msg := err.Error()
-	for _, s := range []string{"unknown encoding", "unimplemented", "not implemented", "not supported", "unsupported"} {
+	for _, s := range []string{"unknown encoding", "unimplemented", "not implemented", "not supported", "unsupported", "only boolean supports"} {
 		if strings.Contains(msg, s) {
 			return "unsupported parquet encoding"
 		}

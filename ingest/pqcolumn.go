@@ -216,8 +216,15 @@ func (c *pqColumn) readLevels(n int) (int64, int, error) {
 	return 0, 0, fmt.Errorf("unexpected parquet type %s", c.cr.Type())
 }
 
-// read reads the column's next n rows into o.
-func (c *pqColumn) read(o *pqOut, n int) error {
+// read reads the column's next n rows into o. arrow-go panics on a data
+// page in an encoding it does not implement for the column's type (the
+// footer said otherwise): that becomes an error too.
+func (c *pqColumn) read(o *pqOut, n int) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("arrow-go: %v", r)
+		}
+	}()
 	if c.kind.isTime() {
 		if cap(o.times) < n {
 			o.times, o.valid = make([]time.Time, n), make([]bool, n)
@@ -234,7 +241,6 @@ func (c *pqColumn) read(o *pqOut, n int) error {
 	}
 	var total int64
 	var nv int
-	var err error
 	if c.kind == pqBytes && c.cr.Type() == parquet.Types.ByteArray {
 		total, nv, err = c.readStrings(n)
 	} else {
