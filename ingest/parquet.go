@@ -11,10 +11,13 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/metadata"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/schema"
 )
 
 // ParquetBatchRows is how many rows are read from each Parquet column at once.
@@ -244,13 +247,40 @@ func (p *parquetSource) mapSchema(names *[numFields]string) error {
 		case len(idx) != 1:
 			return fmt.Errorf("column %q is a group of %d columns, expected strings", name, len(idx))
 		}
-		col, err := newPQColumn(field(f), name, sc.Column(idx[0]), idx[0])
+		d := sc.Column(idx[0])
+		col, err := newPQColumn(field(f), name, d, idx[0])
+		if err != nil && f == fUpdatedAt && p.arrowSeconds(name, d) {
+			col, err = &pqColumn{field: fUpdatedAt, name: name, leaf: idx[0], kind: pqTimeSeconds, maxDL: d.MaxDefinitionLevel()}, nil
+		}
 		if err != nil {
 			return fmt.Errorf("column %q: %w", name, err)
 		}
 		p.cols = append(p.cols, col)
 	}
 	return nil
+}
+
+// arrowSeconds tells whether column name, a bare INT64 in Parquet, is an
+// Arrow Timestamp(Second): Parquet has no unit of seconds, so arrow-rs and
+// arrow-go write such a column without a logical type and keep its unit
+// only in the Arrow schema stored in the footer (key ARROW:schema).
+func (p *parquetSource) arrowSeconds(name string, d *schema.Column) bool {
+	if d.PhysicalType() != parquet.Types.Int64 || d.MaxRepetitionLevel() != 0 || d.ConvertedType() != schema.ConvertedTypes.None {
+		return false
+	}
+	if _, ok := d.LogicalType().(schema.NoLogicalType); !ok {
+		return false
+	}
+	m, err := pqarrow.NewSchemaManifest(p.md.Schema, p.md.KeyValueMetadata(), nil)
+	if err != nil || m.OriginSchema == nil {
+		return false
+	}
+	fs, ok := m.OriginSchema.FieldsByName(name)
+	if !ok || len(fs) != 1 {
+		return false
+	}
+	ts, ok := fs[0].Type.(*arrow.TimestampType)
+	return ok && ts.Unit == arrow.Second
 }
 
 func (p *parquetSource) close() {

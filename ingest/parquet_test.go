@@ -2,9 +2,11 @@ package ingest_test
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,5 +83,27 @@ func TestParquetShapes(t *testing.T) {
 				t.Errorf("rows\n got %+v\nwant %+v", got.rows, want)
 			}
 		})
+	}
+}
+
+// TestParquetBareInt64Time: an updated_at of INT64 without a unit, and no
+// Arrow schema in the footer to give one (arrow-rs's Timestamp(Second) is
+// read from it, see arrow-rs-timestamp-seconds.parquet), is refused with
+// what to write instead.
+func TestParquetBareInt64Time(t *testing.T) {
+	p := writeJSONParquet(t, `{"Tag": "name=schema, repetitiontype=REQUIRED", "Fields": [
+		{"Tag": "name=vendor, type=BYTE_ARRAY, convertedtype=UTF8, repetitiontype=REQUIRED"},
+		{"Tag": "name=subject_id, type=BYTE_ARRAY, convertedtype=UTF8, repetitiontype=REQUIRED"},
+		{"Tag": "name=updated_at, type=INT64, repetitiontype=OPTIONAL"}]}`,
+		`{"vendor": "sfmc", "subject_id": "a", "updated_at": 1767323045}`)
+	_, _, err := read(t, ingest.Options{}, p)
+	var fe *ingest.FileError
+	if !errors.As(err, &fe) || fe.Path != p {
+		t.Fatalf("err = %v, want a FileError of %s", err, p)
+	}
+	for _, w := range []string{"INT64 without a TIMESTAMP unit", "Timestamp(Second)", "ARROW:schema", "write it as a TIMESTAMP"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("%q lacks %q", err, w)
+		}
 	}
 }

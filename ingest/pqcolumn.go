@@ -25,13 +25,14 @@ const (
 	pqUint32                     // INT32 annotated unsigned
 	pqUint64                     // INT64 annotated unsigned
 	pqDecimalBytes               // DECIMAL as big-endian two's complement bytes
+	pqTimeSeconds                // INT64 Arrow Timestamp(Second), see arrowSeconds
 	pqTimeMillis                 // INT64 TIMESTAMP(MILLIS)
 	pqTimeMicros                 // INT64 TIMESTAMP(MICROS)
 	pqTimeNanos                  // INT64 TIMESTAMP(NANOS)
 	pqTimeInt96                  // the legacy Spark and Impala timestamp
 )
 
-func (k pqKind) isTime() bool { return k >= pqTimeMillis }
+func (k pqKind) isTime() bool { return k >= pqTimeSeconds }
 
 // pqColumn is a canonical column found in a Parquet schema, and the reader
 // of its chunk in the current row group.
@@ -90,6 +91,11 @@ func newPQColumn(f field, name string, d *schema.Column, leaf int) (*pqColumn, e
 	switch {
 	case f == fUpdatedAt:
 		c.kind = timeKind(d)
+		if c.kind == pqBytes && pt == parquet.Types.Int64 {
+			return nil, fmt.Errorf("unsupported parquet type INT64 without a TIMESTAMP unit for updated_at " +
+				"(an Arrow Timestamp(Second) whose ARROW:schema was not stored?): write it as a TIMESTAMP in milliseconds, " +
+				"micro- or nanoseconds, or as RFC 3339 text")
+		}
 		if c.kind == pqBytes && pt != parquet.Types.ByteArray {
 			return nil, fmt.Errorf("unsupported parquet type %s for updated_at, expected a string or a TIMESTAMP", describeType(d))
 		}
@@ -303,6 +309,8 @@ func (c *pqColumn) read(o *pqOut, n int) (err error) {
 			start := len(arena)
 			arena = appendScaled(appendBigEndian(arena, b), start, c.scale)
 			o.strs[i] = bytesString(arena[start:])
+		case pqTimeSeconds:
+			o.times[i], o.valid[i] = time.Unix(c.i64[v], 0).UTC(), true
 		case pqTimeMillis:
 			o.times[i], o.valid[i] = time.UnixMilli(c.i64[v]).UTC(), true
 		case pqTimeMicros:

@@ -6,7 +6,8 @@
 //     groups, VARCHAR[], TIMESTAMP / TIMESTAMPTZ / TIMESTAMP_NS, ENUM, UUID,
 //     PARTITION_BY;
 //   arrow-rs (parquet-wasm): v2 pages, compressed and not, DELTA_BYTE_ARRAY,
-//     LargeUtf8 (from the Arrow IPC stream the Go generator writes);
+//     LargeUtf8 and Timestamp(Second) (from Arrow IPC streams the Go
+//     generator writes);
 //   Polars (nodejs-polars);
 //   hyparquet-writer.
 //
@@ -79,6 +80,14 @@ if (fs.existsSync(large)) {
     .setWriterVersion(WriterVersion.V2).setCompression(Compression.SNAPPY))
 } else {
   console.error('no large-utf8.arrows: run `go run .` first for arrow-rs-large-utf8.parquet')
+}
+// Timestamp(Second): a bare INT64 in Parquet, its unit only in ARROW:schema.
+const seconds = path.join(import.meta.dirname, 'seconds.arrows')
+if (fs.existsSync(seconds)) {
+  arrowRS('arrow-rs-timestamp-seconds.parquet', Table.fromIPCStream(fs.readFileSync(seconds)), (b) => b
+    .setCompression(Compression.SNAPPY))
+} else {
+  console.error('no seconds.arrows: run `go run .` first for arrow-rs-timestamp-seconds.parquet')
 }
 
 // ---- Polars

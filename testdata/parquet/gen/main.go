@@ -85,7 +85,10 @@ func main() {
 
 	writeLegacyList("arrow-go-2-level-list.parquet", rows)
 	writeParquetGo(rows)
-	writeIPC("gen/large-utf8.arrows", rows)
+	writeIPC("gen/large-utf8.arrows", rows, arrow.Millisecond)
+	// Arrow's Timestamp(Second) has no Parquet unit: arrow-rs writes a bare
+	// INT64 and keeps the unit only in the ARROW:schema footer key.
+	writeIPC("gen/seconds.arrows", rows, arrow.Second)
 }
 
 // row is one CSV row: the seven canonical columns.
@@ -341,7 +344,7 @@ func writeParquetGo(rows []row) {
 }
 
 // writeIPC writes an Arrow IPC stream of LargeUtf8 columns for arrow-rs.
-func writeIPC(name string, rows []row) {
+func writeIPC(name string, rows []row, unit arrow.TimeUnit) {
 	sc := arrow.NewSchema([]arrow.Field{
 		{Name: "vendor", Type: arrow.BinaryTypes.LargeString},
 		{Name: "subject_id", Type: arrow.BinaryTypes.LargeString},
@@ -349,7 +352,7 @@ func writeIPC(name string, rows []row) {
 		{Name: "restrictions", Type: arrow.LargeListOf(arrow.BinaryTypes.LargeString), Nullable: true},
 		{Name: "erasure", Type: arrow.BinaryTypes.LargeString, Nullable: true},
 		{Name: "access_request", Type: arrow.BinaryTypes.LargeString, Nullable: true},
-		{Name: "updated_at", Type: &arrow.TimestampType{Unit: arrow.Millisecond, TimeZone: "UTC"}, Nullable: true},
+		{Name: "updated_at", Type: &arrow.TimestampType{Unit: unit, TimeZone: "UTC"}, Nullable: true},
 	}, nil)
 	rec := record(sc, rows)
 	defer rec.Release()
