@@ -3,13 +3,20 @@ package executor_test
 import (
 	"context"
 	"database/sql"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/privsync/privsync"
 	"github.com/privsync/privsync/executor"
+	"github.com/privsync/privsync/executor/batch"
 	"github.com/privsync/privsync/executor/sim"
 	"github.com/privsync/privsync/executor/vendorapi"
 	"github.com/privsync/privsync/ledger"
@@ -148,6 +155,79 @@ func TestStatusesMatchedByIDTypeAndSubject(t *testing.T) {
 		}
 		if got["registered"] != "completed" || got["email"] != "pending" {
 			t.Fatalf("outcomes %v, want registered completed and email pending", got)
+		}
+	})
+}
+
+// lossyBatch serves the Batch.com simulator in memory: the first request
+// creating a user's request is applied and its answer lost, and the list
+// of requests answers 503 with a Retry-After of an hour while listDown.
+type lossyBatch struct {
+	sim      *batch.Sim
+	mu       sync.Mutex
+	listDown bool
+	lost     bool
+	posts    int
+}
+
+func (l *lossyBatch) RoundTrip(req *http.Request) (*http.Response, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rec := httptest.NewRecorder()
+	switch {
+	case req.Method == http.MethodGet && strings.HasSuffix(req.URL.Path, "/requests") && l.listDown:
+		rec.Header().Set("Retry-After", "3600")
+		rec.WriteHeader(http.StatusServiceUnavailable)
+		rec.WriteString(`{"code":2,"error":"MAINTENANCE_ERROR","message":"down"}`)
+	default:
+		l.sim.ServeHTTP(rec, req)
+		if req.Method == http.MethodPost {
+			l.posts++
+			if !l.lost {
+				l.lost = true
+				return nil, &net.OpError{Op: "read", Net: "tcp", Err: syscall.ECONNRESET}
+			}
+		}
+	}
+	resp := rec.Result()
+	resp.Request = req
+	return resp, nil
+}
+
+// Seed 3735: a review whose answer was lost is not sent again while the
+// vendor's request list cannot be read (it may hold the first one); the
+// next run looks again and follows the request the vendor holds.
+func TestLostReviewNotSentAgainBlind(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		db := planned(t, filepath.Join(t.TempDir(), "l.db"),
+			privsync.Row{Key: privsync.Key{Vendor: sim.Batch, IDType: "custom_id", SubjectID: "u1"}, AccessRequest: "T1", UpdatedAt: time.Now()})
+		bs := batch.NewSim(batch.SimOptions{})
+		lossy := &lossyBatch{sim: bs, listDown: true}
+		conn, err := batch.New(batch.Config{BaseURL: "http://batch.test", AppAPIKey: "app", RESTAPIKey: "k", HTTPClient: &http.Client{Transport: lossy}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vendors := []executor.Vendor{{Name: sim.Batch, Conn: conn, Limiter: rate.NewLimiter(rate.Inf, 1), MaxInFlight: 1}}
+		if _, err := executor.Execute(ctx, db, vendors, executor.Options{RunID: "r1", Wait: 10 * time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		if lossy.posts != 1 {
+			t.Fatalf("%d reviews sent while the vendor could not be asked whether it holds the first", lossy.posts)
+		}
+		lossy.listDown = false
+		if _, err := executor.Execute(ctx, db, vendors, executor.Options{RunID: "r1", Wait: 10 * time.Minute}); err != nil {
+			t.Fatal(err)
+		}
+		if got := bs.State()["app"]["custom_id:u1"].Reviews; lossy.posts != 1 || got != 1 {
+			t.Fatalf("%d requests sent, the vendor made %d reports: want the first request followed", lossy.posts, got)
+		}
+		in, err := sim.InspectLedger(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(in.Items) != 1 || in.Items[0].Outcome != string(privsync.OutcomeCompleted) {
+			t.Fatalf("items %+v, want the review completed", in.Items)
 		}
 	})
 }

@@ -282,7 +282,7 @@ func (r *runner) send(ctx context.Context, b *ledger.Batch) error {
 	items := toAPIItems(b)
 	bo := r.opts.Retry.backoff()
 	if b.State == ledger.BatchSending {
-		if found, err := r.adopt(ctx, b, items); found || err != nil {
+		if held, err := r.adopt(ctx, b, items); held != absent || err != nil {
 			return err
 		}
 	}
@@ -326,7 +326,7 @@ func (r *runner) send(ctx context.Context, b *ledger.Batch) error {
 		if action == vendorapi.Retry || action == vendorapi.RetryLater {
 			// The request may have reached the vendor (its answer lost, or
 			// the 409 is about it): follow it rather than send a second one.
-			if found, err := r.adopt(ctx, b, items); found || err != nil {
+			if held, err := r.adopt(ctx, b, items); held != absent || err != nil {
 				return err
 			}
 		}
@@ -371,12 +371,25 @@ func (r *runner) send(ctx context.Context, b *ledger.Batch) error {
 	}
 }
 
+// held is what a look-up for an earlier request found.
+type held int
+
+const (
+	absent  held = iota // no earlier request: sending is safe
+	adopted             // the vendor holds it: its receipt is recorded
+	unknown             // the look-up failed: b is left in sending
+)
+
 // adopt asks a Finder whether the vendor already holds b's request and,
-// if so, records its receipt instead of sending b again.
-func (r *runner) adopt(ctx context.Context, b *ledger.Batch, items []vendorapi.Item) (bool, error) {
+// if so, records its receipt instead of sending b again. When the vendor
+// cannot be asked before the deadline, b is left in sending for the next
+// run to look again: a Finder's vendor is one where a second request is
+// not harmless (a second Batch.com review is a second report), so
+// privsync does not send again what may have arrived.
+func (r *runner) adopt(ctx context.Context, b *ledger.Batch, items []vendorapi.Item) (held, error) {
 	f, ok := r.v.Conn.(Finder)
 	if !ok || len(items) != 1 {
-		return false, nil
+		return absent, nil
 	}
 	since := b.CreatedAt.Add(-time.Minute) // allow for clock skew with the vendor
 	var ref string
@@ -392,27 +405,29 @@ func (r *runner) adopt(ctx context.Context, b *ledger.Batch, items []vendorapi.I
 			break
 		}
 		if ctx.Err() != nil {
-			return false, ctx.Err()
+			return unknown, ctx.Err()
 		}
 		wait, ok := bo.next(err, r.opts.Now(), r.deadline)
-		if vendorapi.ActionOf(err) != vendorapi.Retry || !ok || r.opts.Now().Add(wait).After(r.deadline) {
-			// At-least-once is still safe, only wasteful: say so.
-			r.logErr(ctx, slog.LevelWarn, "could not look for an earlier request; sending again", err, "batch", b.ID)
-			return false, nil
+		if a := vendorapi.ActionOf(err); (a != vendorapi.Retry && a != vendorapi.RetryLater) || !ok || r.opts.Now().Add(wait).After(r.deadline) {
+			r.logErr(ctx, slog.LevelWarn, "could not look for an earlier request; the next run looks again before sending", err, "batch", b.ID)
+			if a := vendorapi.ActionOf(err); a == vendorapi.StopVendor || a == vendorapi.NotFound {
+				r.stop(fmt.Sprintf("%v (check the vendor's credentials, account id and base_url)", err))
+			}
+			return unknown, nil
 		}
 		if err := sleep(ctx, wait); err != nil {
-			return false, err
+			return unknown, err
 		}
 	}
 	if !found {
-		return false, nil
+		return absent, nil
 	}
 	r.log.Info("the vendor already holds this request: following it instead of sending again", "batch", b.ID)
 	if err := r.led.MarkSubmitted(ctx, b, ref); err != nil {
-		return false, err
+		return unknown, err
 	}
 	r.progressSent(len(items))
-	return true, nil
+	return adopted, nil
 }
 
 // logErr logs a failed request at level with its HTTP status, and the

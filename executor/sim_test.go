@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"os"
 	"testing"
 	"testing/synctest"
 
@@ -15,6 +16,7 @@ var (
 	simSeed  = flag.Uint64("seed", 0, "run only this simulation seed (TestSimulation)")
 	simSeeds = flag.Int("seeds", 0, "how many simulation seeds TestSimulation runs (default 1000, 100 under -race)")
 	simFrom  = flag.Uint64("seed-from", 1, "the first simulation seed")
+	simTrace = flag.Bool("log-requests", false, "log every request of the simulation and its injected fault (with -seed)")
 )
 
 // TestSimulation plays seeded scenarios of several nights against the real
@@ -36,6 +38,9 @@ func TestSimulation(t *testing.T) {
 		for i := range n {
 			seeds = append(seeds, *simFrom+uint64(i))
 		}
+	}
+	if *simTrace {
+		sim.Trace = os.Stderr
 	}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {

@@ -540,7 +540,7 @@ func (d *DB) FinishRun(ctx context.Context, runID string, stats any) (int, error
 			detail := map[string]string{
 				BatchWaiting:   "not sent yet: waits for the operation before it",
 				BatchPlanned:   "not sent yet: the next run sends it",
-				BatchSending:   "sent, no receipt yet: the next run sends it again",
+				BatchSending:   "sent, no receipt yet: the next run looks for it at the vendor or sends it again",
 				BatchSubmitted: "accepted by the vendor, not confirmed yet: the next run (or status --poll) asks again",
 			}[b.State]
 			evs = append(evs, itemEvent(runID, &b, &it, string(privsync.OutcomePending), detail, now))

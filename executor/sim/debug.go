@@ -5,6 +5,11 @@ import (
 	"io"
 )
 
+// Trace, when set, is told every request the transport serves and the
+// fault it injected (go test ./executor -run 'TestSimulation$' -seed N
+// -log-requests -v): for replaying one seed, not for parallel runs.
+var Trace io.Writer
+
 // Describe writes the scenario of seed night by night, for a failing seed.
 func Describe(out io.Writer, sc *Scenario) {
 	for n, night := range sc.Nights {

@@ -312,6 +312,9 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		w.denied++
 	}
 	w.mu.Unlock()
+	if Trace != nil {
+		fmt.Fprintf(Trace, "%s %s (seen %d): injected status %d, answer lost %v\n", time.Now().UTC().Format("01-02T15:04:05"), key, n, status, lost)
+	}
 	if status != 0 {
 		rec := httptest.NewRecorder()
 		if retryAfter != "" {
