@@ -47,7 +47,9 @@ func TestSimulation(t *testing.T) {
 			t.Parallel()
 			dir := sim.TempDir(t)
 			synctest.Test(t, func(t *testing.T) {
-				err := sim.Run(context.Background(), seed, &sim.Direct{Dir: dir})
+				r := &sim.Direct{Dir: dir}
+				defer r.Close()
+				err := sim.Run(context.Background(), seed, r)
 				var f *sim.Failure
 				if errors.As(err, &f) {
 					t.Fatalf("%v\nreplay: go test ./executor -run 'TestSimulation$' -seed %d -v", err, seed)

@@ -22,7 +22,9 @@ func TestSimulationOnTheLedger(t *testing.T) {
 			t.Parallel()
 			dir := sim.TempDir(t)
 			synctest.Test(t, func(t *testing.T) {
-				if err := sim.Run(context.Background(), seed, &sim.Direct{Dir: dir}); err != nil {
+				r := &sim.Direct{Dir: dir}
+				defer r.Close()
+				if err := sim.Run(context.Background(), seed, r); err != nil {
 					t.Fatalf("%v\nreplay: go test ./executor -run 'TestSimulation$' -seed %d -v", err, seed)
 				}
 			})

@@ -17,21 +17,50 @@ import (
 // Direct runs privsync's phases in process, as `privsync run` orders them
 // (finish an interrupted run, send its leftovers, plan, execute, close
 // the run), with no command line, config or report files: the executor
-// and the ledger are what it simulates.
+// and the ledger are what it simulates. Each process reopens the ledger
+// (ledger.DB.Reopen: a new process's memory, the same SQLite connection),
+// opened volatile: crashes are simulated at commits, not by the OS.
 type Direct struct {
 	Dir  string // holds the ledger
 	runs int
+	db   *ledger.DB
 }
 
 func (d *Direct) path() string { return filepath.Join(d.Dir, "ledger.db") }
 
+// open returns the ledger as a new process opens it; end ends that
+// process's use of it, as its exit would.
+func (d *Direct) open(ctx context.Context) (*ledger.DB, error) {
+	if d.db != nil {
+		return d.db, nil
+	}
+	db, err := ledger.OpenWith(context.WithoutCancel(ctx), d.path(), ledger.Options{Volatile: true})
+	if err != nil {
+		return nil, err
+	}
+	d.db = db
+	return db, nil
+}
+
+func (d *Direct) end() { d.db = d.db.Reopen() }
+
+// Close closes the ledger.
+func (d *Direct) Close() error {
+	if d.db == nil {
+		return nil
+	}
+	err := d.db.Close()
+	d.db = nil
+	return err
+}
+
 // Run runs one process.
 func (d *Direct) Run(ctx context.Context, w *World, input string, rows []privsync.Row, wait time.Duration) (int, *Inspection, error) {
-	db, err := ledger.Open(context.WithoutCancel(ctx), d.path())
+	db, err := d.open(ctx)
 	if err != nil {
 		return 0, nil, err
 	}
-	defer db.Close()
+	defer d.end()
 	db.SetCommitHook(w.CommitHook)
 	code, err := d.run(ctx, db, w, input, rows, wait)
 	if w.Killed() {
@@ -108,11 +137,11 @@ func (d *Direct) run(ctx context.Context, db *ledger.DB, w *World, input string,
 
 // Inspect reads the ledger from a fresh process.
 func (d *Direct) Inspect(ctx context.Context) (*Inspection, error) {
-	db, err := ledger.Open(ctx, d.path())
+	db, err := d.open(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
+	defer d.end()
 	return InspectLedger(ctx, db)
 }
 
