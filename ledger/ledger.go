@@ -29,7 +29,6 @@ import (
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 //go:embed migrations/*.sql
@@ -224,10 +223,11 @@ func open(ctx context.Context, path string, mode int) (*DB, error) {
 	case modeVolatile:
 		dsn = uri + "?_pragma=busy_timeout(10000)&_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(MEMORY)&_pragma=synchronous(OFF)&_pragma=cache_size(-65536)&_txlock=immediate"
 	}
-	db, err := sql.Open("sqlite", dsn)
+	conn, err := newCachingConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("opening ledger %s: %w", path, err)
 	}
+	db := sql.OpenDB(conn)
 	// One connection: SQLite has one writer anyway, and it keeps every
 	// statement of a transaction on the connection that holds it.
 	db.SetMaxOpenConns(1)
