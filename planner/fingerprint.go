@@ -2,6 +2,7 @@ package planner
 
 import (
 	"slices"
+	"sort"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/privsync/privsync"
@@ -77,9 +78,14 @@ func Bucket(fp uint64) int { return int(fp >> (64 - BucketBits)) }
 // of the small index and a binary search within ~150 neighbours.
 type FPSet struct {
 	fps  []uint64
-	idx  []uint32 // fps[idx[b]:idx[b+1]] are bucket b's; nil while empty
+	idx  []uint32 // fps[idx[b]:idx[b+1]] are bucket b's; nil for a small set
 	sink uint64   // keeps HasAll's touching loads from being optimised away
 }
+
+// smallFPSet is the size under which a set has no bucket index: building
+// its 65,537 entries would cost more than binary searches over the whole
+// set (a night of a few rows, a fold of a few buckets).
+const smallFPSet = 4096
 
 // NewFPSet returns an empty set.
 func NewFPSet() *FPSet { return new(FPSet) }
@@ -93,6 +99,10 @@ func NewFPSetSorted(fps []uint64) *FPSet {
 }
 
 func (s *FPSet) index() {
+	if len(s.fps) < smallFPSet {
+		s.idx = nil
+		return
+	}
 	if s.idx == nil {
 		s.idx = make([]uint32, 1<<BucketBits+1)
 	}
@@ -109,10 +119,18 @@ func (s *FPSet) index() {
 
 // BucketOf returns one bucket's sorted fingerprints (not to be modified).
 func (s *FPSet) BucketOf(b int) []uint64 {
-	if s.idx == nil {
-		return nil
+	lo, hi := s.bucket(b)
+	return s.fps[lo:hi]
+}
+
+// bucket returns where bucket b lies in s.fps.
+func (s *FPSet) bucket(b int) (lo, hi int) {
+	if s.idx != nil {
+		return int(s.idx[b]), int(s.idx[b+1])
 	}
-	return s.fps[s.idx[b]:s.idx[b+1]]
+	lo = sort.Search(len(s.fps), func(i int) bool { return Bucket(s.fps[i]) >= b })
+	hi = lo + sort.Search(len(s.fps)-lo, func(i int) bool { return Bucket(s.fps[lo+i]) > b })
+	return lo, hi
 }
 
 // Len is the number of fingerprints in the set.
@@ -130,7 +148,7 @@ func (s *FPSet) Has(fp uint64) bool {
 // misses overlap, then searches: several times faster than Has in a loop
 // for a set much larger than the cache.
 func (s *FPSet) HasAll(fps []uint64, out []bool) {
-	if s == nil || s.idx == nil || len(s.fps) == 0 {
+	if s == nil || len(s.fps) == 0 {
 		clear(out)
 		return
 	}
@@ -157,8 +175,7 @@ func (s *FPSet) HasAll(fps []uint64, out []bool) {
 
 // slot returns where fp's bucket lies in s.fps.
 func (s *FPSet) slot(fp uint64) (lo, hi int) {
-	b := Bucket(fp)
-	return int(s.idx[b]), int(s.idx[b+1])
+	return s.bucket(Bucket(fp))
 }
 
 // guess interpolates fp's position within [lo, hi): fingerprints are

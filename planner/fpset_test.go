@@ -8,7 +8,8 @@ import (
 
 // TestFPSetMatchesAMap checks Has, Len, BucketOf and the buckets Apply
 // reports against a plain map, over random adds and removes that crowd a
-// few buckets (fingerprints share their top bits) and spread over all.
+// few buckets (fingerprints share their top bits) and spread over all, in
+// sets small enough to go without a bucket index and large enough to have one.
 func TestFPSetMatchesAMap(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	gen := func() uint64 {
@@ -21,7 +22,11 @@ func TestFPSetMatchesAMap(t *testing.T) {
 	set := NewFPSet()
 	for round := 0; round < 200; round++ {
 		var add, remove []uint64
-		for range rng.IntN(40) {
+		n := rng.IntN(40)
+		if round%50 == 25 {
+			n = 3 * smallFPSet // past the size with a bucket index, and back below as removes thin it
+		}
+		for range n {
 			add = append(add, gen())
 		}
 		for fp := range model {

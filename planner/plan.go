@@ -315,6 +315,24 @@ type keyOrd struct {
 // one scatter, then a small sort per bucket (key hashes are uniform).
 func (p *planner) sortKeys() {
 	n := p.refs.len()
+	if n < smallFPSet {
+		// Few rows: one sort, and no bucket index (kidx nil) whose 65,537
+		// entries would cost more than the rows.
+		p.keys, p.kidx = make([]keyOrd, 0, n), nil
+		for _, c := range p.refs.chunks {
+			for i := range c {
+				p.keys = append(p.keys, keyOrd{c[i].kh, uint32(len(p.keys))})
+			}
+		}
+		slices.SortFunc(p.keys, func(a, b keyOrd) int {
+			if a.kh != b.kh {
+				return cmp.Compare(a.kh, b.kh)
+			}
+			return cmp.Compare(a.ord, b.ord)
+		})
+		p.findDups()
+		return
+	}
 	count := make([]uint32, 1<<BucketBits+1)
 	for _, c := range p.refs.chunks {
 		for i := range c {
@@ -346,6 +364,11 @@ func (p *planner) sortKeys() {
 			})
 		}
 	}
+	p.findDups()
+}
+
+// findDups notes the subjects named by more than one row (p.keys sorted).
+func (p *planner) findDups() {
 	for i := 1; i < len(p.keys); i++ {
 		if p.keys[i].kh == p.keys[i-1].kh {
 			kh := p.keys[i].kh
@@ -359,8 +382,11 @@ func (p *planner) sortKeys() {
 
 // inInput reports whether some row of the input names the subject.
 func (p *planner) inInput(kh uint64) bool {
-	b := Bucket(kh)
-	seg := p.keys[p.kidx[b]:p.kidx[b+1]]
+	seg := p.keys
+	if p.kidx != nil {
+		b := Bucket(kh)
+		seg = p.keys[p.kidx[b]:p.kidx[b+1]]
+	}
 	i, _ := slices.BinarySearchFunc(seg, kh, func(k keyOrd, kh uint64) int { return cmp.Compare(k.kh, kh) })
 	return i < len(seg) && seg[i].kh == kh
 }
