@@ -28,7 +28,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
 )
 
 //go:embed migrations/*.sql
