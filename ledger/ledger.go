@@ -95,12 +95,13 @@ func Open(ctx context.Context, path string) (*DB, error) {
 
 // Options tune OpenWith.
 type Options struct {
-	// Volatile trades durability for speed, for simulations and tests that
-	// open thousands of ledgers: no fsync, the rollback journal in memory
-	// and the file locked for the connection's life (no WAL and no shared
-	// memory index). A transaction is still atomic and rolled back when it
-	// fails, so a crash simulated at a commit (SetCommitHook) leaves the
-	// ledger as a real one would; a crash of the OS would corrupt it.
+	// Volatile keeps the ledger in memory (SQLite's memdb, named by path,
+	// gone when the last connection closes), with no fsync and the
+	// rollback journal in memory: for simulations and tests that open
+	// thousands of ledgers. A transaction is still atomic and rolled back
+	// when it fails, so a crash simulated at a commit (SetCommitHook)
+	// leaves the ledger as a real one would. Keep the DB open (Reopen) for
+	// as long as its content is wanted.
 	Volatile bool
 }
 
@@ -220,7 +221,7 @@ func open(ctx context.Context, path string, mode int) (*DB, error) {
 	case modeReadOnly:
 		dsn = uri + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=cache_size(-65536)"
 	case modeVolatile:
-		dsn = uri + "?_pragma=busy_timeout(10000)&_pragma=locking_mode(EXCLUSIVE)&_pragma=journal_mode(MEMORY)&_pragma=synchronous(OFF)&_pragma=cache_size(-65536)&_txlock=immediate"
+		dsn = uri + "?vfs=memdb&_pragma=busy_timeout(10000)&_pragma=journal_mode(MEMORY)&_pragma=synchronous(OFF)&_txlock=immediate"
 	}
 	conn, err := newCachingConnector(dsn)
 	if err != nil {
