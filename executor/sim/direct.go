@@ -202,10 +202,11 @@ func (s rowSource) Read(ctx context.Context, h planner.RowHandler) error {
 	return nil
 }
 
-// TempDir is a temporary directory for a scenario's ledger: in /dev/shm
-// where there is one (a ledger commit is an fsync; on a disk shared by a
-// CI machine's jobs thousands of scenarios would wait on it), else
-// t.TempDir(). It is removed when the test ends.
+// TempDir is a temporary directory for a scenario's ledger (its lock file:
+// Direct keeps the ledger itself in memory; other runners keep it there):
+// in /dev/shm where there is one (a disk shared by a CI machine's jobs
+// would make thousands of scenarios wait on it), else t.TempDir(). It is
+// removed when the test ends.
 func TempDir(t testing.TB) string {
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 		if dir, err := os.MkdirTemp("/dev/shm", "privsync-sim-"); err == nil {
