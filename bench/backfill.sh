@@ -90,7 +90,7 @@ kind = "sfmc"
 base_url = "http://127.0.0.1:$port"
 customer_mid = "12345678"
 api_key_env = "BENCH_SECRET"
-requests_per_second = 100000
+requests_per_second = 10000
 burst = 1000
 max_in_flight = 8
 batch_size = 1000
@@ -101,7 +101,7 @@ kind = "batch"
 base_url = "http://127.0.0.1:$port"
 app_api_key = "BENCH_IOS"
 rest_api_key_env = "BENCH_SECRET"
-requests_per_second = 100000
+requests_per_second = 10000
 burst = 1000
 max_in_flight = 32
 poll_interval = "1s"
@@ -112,7 +112,7 @@ base_url = "http://127.0.0.1:$port"
 project_token = "bench-project"
 api_key_id_env = "BENCH_SECRET"
 api_secret_env = "BENCH_SECRET"
-requests_per_second = 100000
+requests_per_second = 10000
 burst = 1000
 max_in_flight = 8
 batch_size = 1000
@@ -124,7 +124,7 @@ export BENCH_SECRET=bench-not-a-secret
 results="$out/backfill-results.txt"
 : >"$results"
 echo "privsync: $bin" | tee -a "$results"
-printf '%-28s %9s %9s %12s %12s %12s %12s %10s %9s\n' case rows seconds items/s sfmc/s bloomreach/s batch/s requests/s RSS-MiB | tee -a "$results"
+printf '%-28s %9s %9s %12s %12s %12s %12s %10s %9s %8s %9s\n' case rows seconds items/s sfmc/s bloomreach/s batch/s requests/s RSS-MiB CPU-s us/item | tee -a "$results"
 
 # measure LABEL ROWS INPUT: one `privsync run` into an empty ledger.
 measure() {
@@ -148,9 +148,11 @@ measure() {
 	python3 - "$label" "$rows" "$tlog" "$out/sim-stats.json" "$out/backfill-reports" <<'PY' | tee -a "$results"
 import csv, glob, json, sys
 label, rows, tlog, stats, reports = sys.argv[1:]
-wall = rss = 0.0
+wall = rss = cpu = 0.0
 for line in open(tlog):
     k, _, v = line.strip().rpartition(': ')
+    if k in ('User time (seconds)', 'System time (seconds)'):
+        cpu += float(v)
     if k.startswith('Elapsed (wall clock)'):
         for p in v.split(':'):
             wall = wall * 60 + float(p)
@@ -168,8 +170,8 @@ st = json.load(open(stats))
 reqs = sum(v.get('requests', 0) for v in st.values() if isinstance(v, dict))
 done = sum(v for k, v in items.items() if not k.startswith('other:'))
 rate = lambda v: '%.0f' % (items.get(v, 0) / wall) if items.get(v) else '-'
-print('%-28s %9s %9.2f %12.0f %12s %12s %12s %10.0f %9.0f' % (label, rows, wall, done / wall, rate('sfmc'),
-      rate('bloomreach'), rate('batch-ios'), reqs / wall, rss))
+print('%-28s %9s %9.2f %12.0f %12s %12s %12s %10.0f %9.0f %8.1f %9.1f' % (label, rows, wall, done / wall, rate('sfmc'),
+      rate('bloomreach'), rate('batch-ios'), reqs / wall, rss, cpu, cpu / max(done, 1) * 1e6))
 others = {k[6:]: v for k, v in items.items() if k.startswith('other:')}
 if others:
     print('  (not final in the report: %s)' % others, file=sys.stderr)

@@ -52,18 +52,32 @@ func scanEvent(sc interface{ Scan(...any) error }) (*Event, error) {
 const sqlNextEventSeq = `SELECT COALESCE(MAX(run_seq), 0) + 1 FROM events WHERE run_id = ?`
 
 // addEvent appends e to its run's log inside tx (a transaction of inTx),
-// numbering it: it asks the log once per transaction and run, then counts.
+// numbering it (see eventSeq).
 func (d *DB) addEvent(ctx context.Context, tx *sql.Tx, e *Event) error {
-	if d.nextSeq != nil && d.nextSeq.run == e.RunID {
-		e.Seq = d.nextSeq.next
-	} else if err := d.queryRow(ctx, tx, sqlNextEventSeq, e.RunID).Scan(&e.Seq); err != nil {
-		return fmt.Errorf("numbering an audit event: %w", err)
+	seq, err := d.eventSeq(ctx, tx, e.RunID)
+	if err != nil {
+		return err
 	}
+	e.Seq = seq
 	if _, err := d.exec(ctx, tx, insertEventSQL, e.args()...); err != nil {
 		return fmt.Errorf("recording an audit event: %w", err)
 	}
 	d.nextSeq = &runSeq{run: e.RunID, next: e.Seq + 1}
 	return nil
+}
+
+// eventSeq is the number of the next event of runID's log inside tx: it
+// asks the log once per transaction and run, then counts (the caller
+// stores the next number in d.nextSeq once it has appended).
+func (d *DB) eventSeq(ctx context.Context, tx *sql.Tx, runID string) (int64, error) {
+	if d.nextSeq != nil && d.nextSeq.run == runID {
+		return d.nextSeq.next, nil
+	}
+	var seq int64
+	if err := d.queryRow(ctx, tx, sqlNextEventSeq, runID).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("numbering an audit event: %w", err)
+	}
+	return seq, nil
 }
 
 // Events calls fn for the events of a run after seq, in order.

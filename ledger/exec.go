@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -271,8 +272,10 @@ func (d *DB) splitFollowers(ctx context.Context, tx *sql.Tx, old int64, after [2
 // the next run plans it again: 1 h, doubling per failure, at most 7 days.
 func failureBackoff(failures int) time.Duration {
 	d := time.Hour << min(failures-1, 8)
-	return min(d, 7*24*time.Hour)
+	return min(d, maxFailureBackoff)
 }
+
+const maxFailureBackoff = 7 * 24 * time.Hour
 
 // Resolve records final outcomes for items of b, and for each its audit
 // event in runID's log, all in one transaction: the subject's confirmed
@@ -283,33 +286,12 @@ func (d *DB) Resolve(ctx context.Context, runID string, b *Batch, results []Resu
 	ctx = quick(ctx) // outcomes are committed even as the run is interrupted
 	var released []*Batch
 	err := d.inTx(ctx, func(tx *sql.Tx) error {
-		byID := map[int64]*Item{}
-		for i := range b.Items {
-			byID[b.Items[i].ID] = &b.Items[i]
-		}
 		now := d.Now()
 		failed := map[subjectKey]bool{}
-		for _, r := range results {
-			it := byID[r.ItemID]
-			if it == nil {
-				continue // already final
-			}
-			if err := d.resolveItem(ctx, tx, runID, b, it, r, now); err != nil {
-				return err
-			}
-			if !succeeded(it, r.Outcome) && !it.Last {
-				failed[subjectKey{it.IDType, it.SubjectID}] = true
-			}
-			delete(byID, r.ItemID)
+		if err := d.resolveItems(ctx, tx, runID, b, results, failed, now); err != nil {
+			return err
 		}
-		left := b.Items[:0]
-		for _, it := range b.Items {
-			if byID[it.ID] != nil {
-				left = append(left, it)
-			}
-		}
-		b.Items = left
-		if len(left) > 0 {
+		if len(b.Items) > 0 {
 			return nil
 		}
 		if _, err := d.exec(ctx, tx, sqlBatchDone, b.VendorRef, now.UnixNano(), b.ID); err != nil {
@@ -324,6 +306,213 @@ func (d *DB) Resolve(ctx context.Context, runID string, b *Batch, results []Resu
 		return nil, fmt.Errorf("recording outcomes of batch %d: %w", b.ID, err)
 	}
 	return released, nil
+}
+
+// setMin is the shortest run of like outcomes resolved with one statement
+// per table (resolveSet) rather than item by item; a variable for tests,
+// which compare both ways.
+var setMin = 2
+
+// resolveItems records results for the items of b they name (results for
+// items already final are ignored) and drops those items from b.Items,
+// inside tx. Subjects whose item did not succeed, and that have an
+// operation after it, are added to failed. Runs of consecutive results
+// with the same outcome and detail are recorded set-based, with one
+// statement per table for the run (a batch confirmed whole is three
+// statements, not three per item); the rest item by item. Either way the
+// events are appended in the order of results.
+func (d *DB) resolveItems(ctx context.Context, tx *sql.Tx, runID string, b *Batch, results []Result, failed map[subjectKey]bool, now time.Time) error {
+	byID := make(map[int64]*Item, len(b.Items))
+	for i := range b.Items {
+		byID[b.Items[i].ID] = &b.Items[i]
+	}
+	// The set statements join items to subjects one to one: a batch that
+	// names a subject twice (the planner makes none) goes item by item.
+	set := len(subjects(b.Items)) == len(b.Items)
+	var run []*Item
+	var runRes Result
+	flush := func() error {
+		if len(run) == 0 {
+			return nil
+		}
+		var err error
+		if len(run) >= setMin {
+			err = d.resolveSet(ctx, tx, runID, b, run, runRes, now)
+		} else {
+			for _, it := range run {
+				r := runRes
+				r.ItemID = it.ID
+				if err = d.resolveItem(ctx, tx, runID, b, it, r, now); err != nil {
+					break
+				}
+			}
+		}
+		run = run[:0]
+		return err
+	}
+	for _, r := range results {
+		it := byID[r.ItemID]
+		if it == nil {
+			continue // already final, or named twice
+		}
+		delete(byID, r.ItemID)
+		if !succeeded(it, r.Outcome) && !it.Last {
+			failed[subjectKey{it.IDType, it.SubjectID}] = true
+		}
+		like := len(run) > 0 && r.Outcome == runRes.Outcome && r.Detail == runRes.Detail && it.Op == run[0].Op
+		if !like || !set || r.DataURL != "" {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if set && r.DataURL == "" {
+			if len(run) == 0 {
+				runRes = Result{Outcome: r.Outcome, Detail: r.Detail}
+			}
+			run = append(run, it)
+			continue
+		}
+		if err := d.resolveItem(ctx, tx, runID, b, it, r, now); err != nil {
+			return err
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	left := b.Items[:0]
+	for _, it := range b.Items {
+		if byID[it.ID] != nil {
+			left = append(left, it)
+		}
+	}
+	b.Items = left
+	return nil
+}
+
+// The statements resolveSet runs for a run of like outcomes: the items are
+// named by a JSON array of their ids (?1 in each), read by json_each.
+const (
+	sqlSetItems = `UPDATE items SET outcome = ?2, detail = ?3, data_url = '' WHERE id IN (SELECT value FROM json_each(?1)) AND outcome = 'pending'`
+	// sqlSetConfirmed is sqlSubjectConfirmed for many items of one
+	// operation: ?2 restrict (take each item's restrictions), ?3 erasure
+	// (NULL leaves it, 0 clears erased_at, else ?4), ?5 review (take each
+	// item's access request); an item with no operation after it settles
+	// its row.
+	sqlSetConfirmed = `UPDATE subjects SET
+		restrictions = CASE WHEN ?2 THEN i.restrictions ELSE subjects.restrictions END,
+		erasure = COALESCE(?3, subjects.erasure),
+		erased_at = CASE WHEN ?3 IS NULL THEN subjects.erased_at WHEN ?3 = 0 THEN NULL ELSE ?4 END,
+		access_request = CASE WHEN ?5 THEN i.access_request ELSE subjects.access_request END,
+		in_flight = CASE WHEN i.last THEN 0 ELSE subjects.in_flight END,
+		settled = CASE WHEN i.last THEN i.fp ELSE subjects.settled END,
+		failures = CASE WHEN i.last THEN 0 ELSE subjects.failures END,
+		retry_at = CASE WHEN i.last THEN NULL ELSE subjects.retry_at END
+		FROM (SELECT vendor, id_type, subject_id, restrictions, access_request, fp, last FROM items WHERE id IN (SELECT value FROM json_each(?1))) AS i
+		WHERE subjects.vendor = i.vendor AND subjects.id_type = i.id_type AND subjects.subject_id = i.subject_id`
+	// sqlSetFailed is sqlSubjectFailed and sqlSubjectRetryAt for many
+	// items: the back-off of failureBackoff (the SET expressions see the
+	// failures before this one: hour << min(new-1, 8), at most ?4), from
+	// ?2, and the state made unknown by ?3 (see unknownAfterFailure).
+	sqlSetFailed = `UPDATE subjects SET in_flight = 0, failures = subjects.failures + 1,
+		retry_at = ?2 + MIN(?5 << MIN(subjects.failures, 8), ?4),
+		restrictions = CASE WHEN ?3 = 1 THEN subjects.restrictions | ?6 ELSE subjects.restrictions END,
+		erasure = CASE WHEN ?3 = 2 AND subjects.erasure IN (?7, ?8) THEN ?9 ELSE subjects.erasure END
+		FROM (SELECT vendor, id_type, subject_id FROM items WHERE id IN (SELECT value FROM json_each(?1))) AS i
+		WHERE subjects.vendor = i.vendor AND subjects.id_type = i.id_type AND subjects.subject_id = i.subject_id`
+)
+
+// sqlSetEvents appends the events of a run of like outcomes in item order,
+// numbered from ?2 + 1; the item's restrictions are written as the report
+// writes them (restrictionsSQL).
+var sqlSetEvents = `INSERT INTO events(run_id, run_seq, recorded_at, vendor, subject_id, id_type, operation, restrictions,
+	outcome, vendor_ref, attempts, detail, item_id)
+	SELECT ?3, ?2 + row_number() OVER (ORDER BY id), ?4, ?5, subject_id, id_type, operation,
+	CASE WHEN operation = '` + string(privsync.OpRestrict) + `' THEN ` + restrictionsSQL("restrictions") + ` ELSE '' END,
+	?6, ?7, ?8, ?9, id FROM items WHERE id IN (SELECT value FROM json_each(?1)) ORDER BY id`
+
+// restrictionsSQL is the SQL of privsync.Restrictions.String for the bit
+// set in col: the names of its bits, in order, joined by '|'.
+func restrictionsSQL(col string) string {
+	var parts []string
+	for bit := range 7 {
+		r := privsync.Restrictions(1 << bit)
+		if name := r.String(); name != "" {
+			parts = append(parts, fmt.Sprintf("CASE WHEN %s & %d THEN '|%s' ELSE '' END", col, r, name))
+		}
+	}
+	return "substr(" + strings.Join(parts, " || ") + ", 2)"
+}
+
+// resolveSet records one result (its ItemID unused) for each of items, all
+// of one operation and pending, as resolveItem does for one, with one
+// statement per table.
+func (d *DB) resolveSet(ctx context.Context, tx *sql.Tx, runID string, b *Batch, items []*Item, r Result, now time.Time) error {
+	ids := make([]byte, 0, 12*len(items)+2)
+	ids = append(ids, '[')
+	for i, it := range items {
+		if i > 0 {
+			ids = append(ids, ',')
+		}
+		ids = strconv.AppendInt(ids, it.ID, 10)
+	}
+	idList := string(append(ids, ']'))
+	res, err := d.exec(ctx, tx, sqlSetItems, idList, string(r.Outcome), r.Detail)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n != int64(len(items)) {
+		return fmt.Errorf("recording %d outcomes of batch %d: %d items were pending (%v)", len(items), b.ID, n, err)
+	}
+	op := items[0].Op
+	switch {
+	case succeeded(items[0], r.Outcome):
+		erasure, erasedAt := confirmedErasure(op, now)
+		if _, err := d.exec(ctx, tx, sqlSetConfirmed, idList, op == privsync.OpRestrict, erasure, erasedAt, op == privsync.OpReview); err != nil {
+			return err
+		}
+		for _, it := range items {
+			if it.Last {
+				d.txSettled = append(d.txSettled, it.FP) // see resolveItem
+			}
+		}
+	case r.Outcome == privsync.OutcomeFailed || r.Outcome == privsync.OutcomeExpired:
+		unknown := 0
+		switch op {
+		case privsync.OpRestrict:
+			unknown = 1
+		case privsync.OpRTBFSuppress, privsync.OpRemoveRTBFSuppress:
+			unknown = 2
+		}
+		if _, err := d.exec(ctx, tx, sqlSetFailed, idList, now.UnixNano(), unknown, int64(maxFailureBackoff), int64(time.Hour),
+			int(RestrictionsUnknown), planner.NotErased, planner.Suppressed, planner.MaybeSuppressed); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("outcome %q is not final", r.Outcome)
+	}
+	seq, err := d.eventSeq(ctx, tx, runID)
+	if err != nil {
+		return err
+	}
+	if _, err := d.exec(ctx, tx, sqlSetEvents, idList, seq-1, runID, rfc3339(now), b.Vendor, string(r.Outcome), b.VendorRef, b.Attempts, r.Detail); err != nil {
+		return fmt.Errorf("recording audit events: %w", err)
+	}
+	d.nextSeq = &runSeq{run: runID, next: seq + int64(len(items))}
+	return nil
+}
+
+// confirmedErasure is what a confirmed op makes of the subject's erasure
+// state (nil: unchanged) and when.
+func confirmedErasure(op privsync.Operation, now time.Time) (erasure, erasedAt any) {
+	switch op {
+	case privsync.OpRTBFSuppress:
+		return 1, now.UnixNano()
+	case privsync.OpRemoveRTBFSuppress:
+		return 0, nil
+	case privsync.OpRTBFDelete, privsync.OpRemove, privsync.OpAnonymize:
+		return 2, now.UnixNano()
+	}
+	return nil, nil
 }
 
 // The statements Resolve runs for every item, prepared once (hotSQL).
@@ -353,7 +542,8 @@ const (
 
 // hotSQL are the statements prepared when the ledger opens.
 var hotSQL = []string{sqlItemOutcome, sqlSubjectConfirmed, sqlSubjectFailed, sqlSubjectRetryAt,
-	sqlMarkSending, sqlMarkSubmitted, sqlBatchDone, sqlNextEventSeq, insertEventSQL, sqlLoadItems, sqlRunEvents, sqlLookup}
+	sqlMarkSending, sqlMarkSubmitted, sqlBatchDone, sqlNextEventSeq, insertEventSQL, sqlLoadItems, sqlRunEvents, sqlLookup,
+	sqlSetItems, sqlSetConfirmed, sqlSetFailed, sqlSetEvents}
 
 func (d *DB) resolveItem(ctx context.Context, tx *sql.Tx, runID string, b *Batch, it *Item, r Result, now time.Time) error {
 	if _, err := d.exec(ctx, tx, sqlItemOutcome, string(r.Outcome), r.Detail, r.DataURL, it.ID); err != nil {
@@ -362,16 +552,11 @@ func (d *DB) resolveItem(ctx context.Context, tx *sql.Tx, runID string, b *Batch
 	key := []any{b.Vendor, it.IDType, it.SubjectID}
 	switch {
 	case succeeded(it, r.Outcome):
-		var restr, erasure, erasedAt, access, settled any
+		var restr, access, settled any
+		erasure, erasedAt := confirmedErasure(it.Op, now)
 		switch it.Op {
 		case privsync.OpRestrict:
 			restr = int(it.Restrictions)
-		case privsync.OpRTBFSuppress:
-			erasure, erasedAt = 1, now.UnixNano()
-		case privsync.OpRemoveRTBFSuppress:
-			erasure = 0
-		case privsync.OpRTBFDelete, privsync.OpRemove, privsync.OpAnonymize:
-			erasure, erasedAt = 2, now.UnixNano()
 		case privsync.OpReview:
 			access = it.AccessRequest
 		}
@@ -484,19 +669,16 @@ func (d *DB) release(ctx context.Context, tx *sql.Tx, runID string, b *Batch, fa
 		if err := d.loadItems(ctx, tx, nb); err != nil {
 			return nil, err
 		}
-		left := nb.Items[:0]
-		for i := range nb.Items {
-			it := &nb.Items[i]
-			if !failed[subjectKey{it.IDType, it.SubjectID}] {
-				left = append(left, *it)
-				continue
-			}
-			r := Result{ItemID: it.ID, Outcome: privsync.OutcomeFailed, Detail: fmt.Sprintf("not sent: the preceding %s did not succeed", b.Op)}
-			if err := d.resolveItem(ctx, tx, runID, nb, it, r, now); err != nil {
-				return nil, err
+		var results []Result
+		for _, it := range nb.Items {
+			if failed[subjectKey{it.IDType, it.SubjectID}] {
+				results = append(results, Result{ItemID: it.ID, Outcome: privsync.OutcomeFailed,
+					Detail: fmt.Sprintf("not sent: the preceding %s did not succeed", b.Op)})
 			}
 		}
-		nb.Items = left
+		if err := d.resolveItems(ctx, tx, runID, nb, results, failed, now); err != nil {
+			return nil, err
+		}
 		state := BatchPlanned
 		if len(nb.Items) == 0 {
 			state = BatchDone

@@ -1,0 +1,10 @@
+package ledger
+
+// SetSetMin sets the shortest run of like outcomes Resolve records
+// set-based, for tests that compare it with the item-by-item path; it
+// returns a func that restores the default.
+func SetSetMin(n int) (restore func()) {
+	old := setMin
+	setMin = n
+	return func() { setMin = old }
+}
