@@ -8,3 +8,11 @@ func SetSetMin(n int) (restore func()) {
 	setMin = n
 	return func() { setMin = old }
 }
+
+// SetPlanRows sets how many rows one INSERT of a plan writes; it returns a
+// func that restores the default.
+func SetPlanRows(n int) (restore func()) {
+	old := planRows
+	planRows = n
+	return func() { planRows = old }
+}

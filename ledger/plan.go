@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/privsync/privsync"
@@ -180,7 +181,10 @@ func (d *DB) WritePlan(ctx context.Context, runID string, plan func(planner.Ledg
 			return err
 		}
 		defer w.close()
-		if err := plan(reader{tx, d}, w); err != nil {
+		if err := plan(flushingReader{reader{tx, d}, w}, w); err != nil {
+			return err
+		}
+		if err := w.flush(ctx); err != nil {
 			return err
 		}
 		// The plan's fingerprint changes go straight into the buckets: as
@@ -194,6 +198,33 @@ func (d *DB) WritePlan(ctx context.Context, runID string, plan func(planner.Ledg
 	})
 }
 
+// flushingReader is the ledger as the planner reads it while its plan is
+// written: the writer's buffered rows are written before each read, so
+// the planner reads what it has decided.
+type flushingReader struct {
+	reader
+	w *planWriter
+}
+
+func (r flushingReader) Lookup(ctx context.Context, keys []privsync.Key) ([]planner.State, error) {
+	if err := r.w.flush(ctx); err != nil {
+		return nil, err
+	}
+	return r.reader.Lookup(ctx, keys)
+}
+
+func (r flushingReader) Restricted(ctx context.Context, vendors []string, fn func(privsync.Key, planner.State) error) error {
+	if err := r.w.flush(ctx); err != nil {
+		return err
+	}
+	return r.reader.Restricted(ctx, vendors, fn)
+}
+
+// planRows is how many subjects (and items) one INSERT of the plan writes:
+// a statement per row was a quarter of a backfill's CPU, most of it the
+// statement's fixed cost rather than the row. A variable for tests.
+var planRows = 128
+
 type planWriter struct {
 	d       *DB
 	tx      *sql.Tx
@@ -205,13 +236,44 @@ type planWriter struct {
 	// into the buckets when it is written.
 	add, remove []uint64
 
-	insBatch, insItem, insEvent, upSubject *sql.Stmt
+	// subjects and items are the arguments of the rows not written yet
+	// (subjectCols and itemCols per row), written planRows at a time.
+	subjects, items []any
+
+	insBatch, insEvent   *sql.Stmt
+	upSubjects, insItems *sql.Stmt // planRows rows each
 }
 
 var _ planner.Sink = (*planWriter)(nil)
 
+const (
+	planSubjectCols = 7
+	planItemCols    = 10
+)
+
+// upsertSubjectsSQL records n subjects of a plan: their desired state's
+// time, what is in flight or settled; what the vendors confirmed stays.
+func upsertSubjectsSQL(n int) string {
+	return `INSERT INTO subjects(vendor, id_type, subject_id, updated_at, access_request, in_flight, settled) VALUES ` + valuesSQL(n, planSubjectCols) + `
+		ON CONFLICT (vendor, id_type, subject_id) DO UPDATE SET updated_at = excluded.updated_at,
+		access_request = CASE WHEN excluded.access_request <> '' THEN excluded.access_request ELSE access_request END,
+		in_flight = excluded.in_flight, settled = excluded.settled`
+}
+
+func insertItemsSQL(n int) string {
+	return `INSERT INTO items(batch_id, run_id, vendor, id_type, subject_id, operation, restrictions, access_request, fp, last) VALUES ` +
+		valuesSQL(n, planItemCols)
+}
+
+// valuesSQL is n rows of cols parameters: (?,?),(?,?).
+func valuesSQL(n, cols int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?,", cols), ",") + ")"
+	return strings.TrimSuffix(strings.Repeat(row+",", n), ",")
+}
+
 func newPlanWriter(ctx context.Context, d *DB, tx *sql.Tx, runID string) (*planWriter, error) {
-	w := &planWriter{d: d, tx: tx, runID: runID, now: rfc3339(d.Now()), batches: map[int]int64{}}
+	w := &planWriter{d: d, tx: tx, runID: runID, now: rfc3339(d.Now()), batches: map[int]int64{},
+		subjects: make([]any, 0, planRows*planSubjectCols), items: make([]any, 0, planRows*planItemCols)}
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(run_seq), 0) FROM events WHERE run_id = ?`, runID).Scan(&w.seq); err != nil {
 		return nil, fmt.Errorf("reading the run's last event: %w", err)
 	}
@@ -225,12 +287,9 @@ func newPlanWriter(ctx context.Context, d *DB, tx *sql.Tx, runID string) (*planW
 		return s
 	}
 	w.insBatch = prep(`INSERT INTO batches(run_id, vendor, operation, state, after_batch, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	w.insItem = prep(`INSERT INTO items(batch_id, run_id, vendor, id_type, subject_id, operation, restrictions, access_request, fp, last) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	w.insEvent = prep(insertEventSQL)
-	w.upSubject = prep(`INSERT INTO subjects(vendor, id_type, subject_id, updated_at, access_request, in_flight, settled) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (vendor, id_type, subject_id) DO UPDATE SET updated_at = excluded.updated_at,
-		access_request = CASE WHEN excluded.access_request <> '' THEN excluded.access_request ELSE access_request END,
-		in_flight = excluded.in_flight, settled = excluded.settled`)
+	w.upSubjects = prep(upsertSubjectsSQL(planRows))
+	w.insItems = prep(insertItemsSQL(planRows))
 	if err != nil {
 		return nil, fmt.Errorf("preparing the plan's statements: %w", err)
 	}
@@ -238,11 +297,43 @@ func newPlanWriter(ctx context.Context, d *DB, tx *sql.Tx, runID string) (*planW
 }
 
 func (w *planWriter) close() {
-	for _, s := range []*sql.Stmt{w.insBatch, w.insItem, w.insEvent, w.upSubject} {
+	for _, s := range []*sql.Stmt{w.insBatch, w.insEvent, w.upSubjects, w.insItems} {
 		if s != nil {
 			s.Close()
 		}
 	}
+}
+
+// flush writes the buffered subjects and items.
+func (w *planWriter) flush(ctx context.Context) error {
+	ctx = quick(ctx)
+	if err := w.write(ctx, &w.subjects, planSubjectCols, w.upSubjects, upsertSubjectsSQL); err != nil {
+		return fmt.Errorf("recording the plan's subjects: %w", err)
+	}
+	if err := w.write(ctx, &w.items, planItemCols, w.insItems, insertItemsSQL); err != nil {
+		return fmt.Errorf("recording the plan's items: %w", err)
+	}
+	return nil
+}
+
+// write runs the rows of args (cols arguments each) through full, planRows
+// at a time, and what is left through a statement for that many rows.
+func (w *planWriter) write(ctx context.Context, args *[]any, cols int, full *sql.Stmt, sqlOf func(int) string) error {
+	a := *args
+	for len(a) >= planRows*cols {
+		if _, err := full.ExecContext(ctx, a[:planRows*cols]...); err != nil {
+			return err
+		}
+		a = a[planRows*cols:]
+	}
+	if len(a) > 0 {
+		if _, err := w.tx.ExecContext(ctx, sqlOf(len(a)/cols), a...); err != nil {
+			return err
+		}
+	}
+	clear(*args)
+	*args = (*args)[:0]
+	return nil
 }
 
 func (w *planWriter) Batch(ctx context.Context, b *planner.Batch) error {
@@ -304,19 +395,18 @@ func (w *planWriter) Entry(ctx context.Context, e *planner.Entry) error {
 	if len(e.Decision.Ops) == 0 {
 		access = e.AccessRequest // nothing to send for it: remember it was answered
 	}
-	if _, err := w.upSubject.ExecContext(ctx, e.Key.Vendor, e.Key.IDType, e.Key.SubjectID, nanos(e.UpdatedAt), access, inFlight, settled); err != nil {
-		return fmt.Errorf("recording a subject of %s: %w", e.Key.Vendor, err)
-	}
+	w.subjects = append(w.subjects, e.Key.Vendor, e.Key.IDType, e.Key.SubjectID, nanos(e.UpdatedAt), access, inFlight, settled)
 	for i, op := range e.Decision.Ops {
 		last := i == len(e.Decision.Ops)-1
 		ar := ""
 		if op.Op == privsync.OpReview {
 			ar = e.AccessRequest
 		}
-		if _, err := w.insItem.ExecContext(ctx, w.batches[e.Batches[i]], w.runID, e.Key.Vendor, e.Key.IDType, e.Key.SubjectID,
-			string(op.Op), int(op.Restrictions), ar, int64(e.FP), last); err != nil {
-			return fmt.Errorf("recording an item: %w", err)
-		}
+		w.items = append(w.items, w.batches[e.Batches[i]], w.runID, e.Key.Vendor, e.Key.IDType, e.Key.SubjectID,
+			string(op.Op), int(op.Restrictions), ar, int64(e.FP), last)
+	}
+	if len(w.subjects) >= planRows*planSubjectCols || len(w.items) >= planRows*planItemCols {
+		return w.flush(ctx)
 	}
 	return nil
 }

@@ -122,6 +122,13 @@ func playResolveScenario(t *testing.T, setMin int) []string {
 	}
 	mustPlan(t, db, "r2", now, rs...)
 	play("r2")
+	return dumpTables(t, path)
+}
+
+// dumpTables returns every row of the ledger at path's tables as text, in
+// a stable order.
+func dumpTables(t *testing.T, path string) []string {
+	t.Helper()
 	raw, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
 	if err != nil {
 		t.Fatal(err)
@@ -161,4 +168,64 @@ func playResolveScenario(t *testing.T, setMin int) []string {
 		rows.Close()
 	}
 	return out
+}
+
+// The plan is written many rows to a statement; the ledger it leaves must
+// be the one a statement per row leaves: a first run of 1,000 rows, its
+// outcomes, then a second run that changes some rows, keeps others (settled
+// with nothing to send) and follows suppressions up.
+func TestPlanMultiRowMatchesRowByRow(t *testing.T) {
+	many := playPlanScenario(t, 128)
+	one := playPlanScenario(t, 1)
+	if len(many) != len(one) {
+		t.Fatalf("%d rows written %d to a statement, %d one by one", len(many), 128, len(one))
+	}
+	for i := range many {
+		if many[i] != one[i] {
+			t.Fatalf("row %d differs:\nmany rows: %s\none row:   %s", i, many[i], one[i])
+		}
+	}
+	items := 0
+	for _, r := range many {
+		if strings.HasPrefix(r, "items|") {
+			items++
+		}
+	}
+	if items < 1500 {
+		t.Fatalf("only %d items planned", items)
+	}
+}
+
+func playPlanScenario(t *testing.T, rowsPerInsert int) []string {
+	defer ledger.SetPlanRows(rowsPerInsert)()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "l.db")
+	db := mustOpenAt(t, path)
+	now := time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return now }
+	var rs []privsync.Row
+	for i := range 1000 {
+		e := privsync.EraseNone
+		if i%3 == 0 {
+			e = privsync.EraseSuppress
+		}
+		rs = append(rs, sfmcRow(fmt.Sprintf("s%04d", i), privsync.Restrictions(i%8), e, now.Add(-time.Hour)))
+	}
+	mustPlan(t, db, "r1", now, rs...)
+	for _, b := range mustSubmit(t, db) {
+		if _, err := db.Resolve(ctx, "r1", b, all(b, privsync.OutcomeCompleted)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.FinishRun(ctx, "r1", nil); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(24 * time.Hour)
+	for i := range rs {
+		if i%2 == 0 {
+			rs[i].Erasure, rs[i].Restrictions, rs[i].UpdatedAt = privsync.EraseNone, privsync.Restrictions((i+1)%8), now.Add(-time.Hour)
+		}
+	}
+	mustPlan(t, db, "r2", now, rs...)
+	return dumpTables(t, path)
 }
