@@ -105,7 +105,7 @@ func (r *reportSync) finishChained(ctx context.Context, run *ledger.Run, catchUp
 	if prev != nil {
 		info.PreviousRun = prev.ID
 	}
-	if err := report.WriteSummary(ctx, r.dir, run.ID, r.db, info); err != nil {
+	if err := r.w.WriteSummary(ctx, r.db, info); err != nil {
 		return fmt.Errorf("writing the run's summary: %w", err)
 	}
 	return nil

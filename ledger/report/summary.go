@@ -146,16 +146,30 @@ func WriteSummary(ctx context.Context, dir, runID string, src SummarySource, inf
 	if err != nil {
 		return err
 	}
-	agg := newAggregate()
-	err = w.sync(ctx, src, agg.add)
+	err = w.WriteSummary(ctx, src, info)
 	if cerr := w.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
+	return err
+}
+
+// WriteSummary is the package's WriteSummary through a Writer already open
+// on the run's report: its counts are those of the rows w has checked or
+// appended since it was opened (every row of the run), so a run's events
+// are not read from the ledger again to sum them up.
+func (w *Writer) WriteSummary(ctx context.Context, src SummarySource, info SummaryInfo) error {
+	if err := w.Sync(ctx, src); err != nil {
 		return err
 	}
-	s := &Summary{RunID: runID, Mode: info.Mode, Inputs: info.Inputs,
-		Report: ReportFile{File: filepath.Base(w.Path()), Rows: w.seq, FinalHash: w.prev, Algorithm: algorithm},
+	w.mu.Lock()
+	agg, rows, final := w.agg, w.seq, w.prev
+	w.mu.Unlock()
+	if agg == nil {
+		agg = newAggregate() // a run without events
+	}
+	dir := filepath.Dir(w.Path())
+	s := &Summary{RunID: w.runID, Mode: info.Mode, Inputs: info.Inputs,
+		Report: ReportFile{File: filepath.Base(w.Path()), Rows: rows, FinalHash: final, Algorithm: algorithm},
 		Counts: agg.counts, Outcomes: agg.outcomes, Reasons: agg.reasons()}
 	if s.Inputs == nil {
 		s.Inputs = []InputFile{}
@@ -243,6 +257,29 @@ type aggregate struct {
 
 func newAggregate() *aggregate {
 	return &aggregate{counts: map[string]map[string]map[string]int64{}, outcomes: map[string]int64{}, why: map[Reason]int64{}}
+}
+
+// merge adds o's counts to a's.
+func (a *aggregate) merge(o *aggregate) {
+	for v, ops := range o.counts {
+		if a.counts[v] == nil {
+			a.counts[v] = map[string]map[string]int64{}
+		}
+		for op, outs := range ops {
+			if a.counts[v][op] == nil {
+				a.counts[v][op] = map[string]int64{}
+			}
+			for out, n := range outs {
+				a.counts[v][op][out] += n
+			}
+		}
+	}
+	for out, n := range o.outcomes {
+		a.outcomes[out] += n
+	}
+	for r, n := range o.why {
+		a.why[r] += n
+	}
 }
 
 func orNone(s string) string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -280,6 +281,52 @@ func checkSelfContained(t *testing.T, page []byte) {
 	for _, want := range []string{"<!doctype html>", "<svg ", "@page", "</html>"} {
 		if !strings.Contains(lower, want) {
 			t.Errorf("the HTML summary has no %q", want)
+		}
+	}
+}
+
+// A Writer that followed the run (synced in steps as events came, one
+// sync failing halfway) sums it up as a fresh one that reads every event:
+// the follower counts each row once, and only rows the file holds.
+func TestWriteSummaryOfAFollower(t *testing.T) {
+	evs := testEvents()
+	fresh := t.TempDir()
+	if err := WriteSummary(context.Background(), fresh, testRun, &fakeSource{events: evs}, testInfo); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	w, err := Open(dir, testRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for n := 0; n <= len(evs); n += 3 {
+		src := &fakeSource{events: evs[:n]}
+		if n == 6 {
+			src.failAt = 5 // after counting what came before it
+			if err := w.Sync(context.Background(), src); !errors.Is(err, errFake) {
+				t.Fatalf("Sync = %v, want the source's error", err)
+			}
+			src.failAt = 0
+		}
+		if err := w.Sync(context.Background(), src); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.WriteSummary(context.Background(), &fakeSource{events: evs}, testInfo); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{testRun + ".summary.json", testRun + ".summary.md"} {
+		want, err := os.ReadFile(filepath.Join(fresh, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s of the follower:\n%s\nwant\n%s", name, got, want)
 		}
 	}
 }

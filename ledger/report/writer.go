@@ -49,6 +49,10 @@ type Writer struct {
 	checked bool  // the file's rows were compared with the ledger
 	broken  error // a failed write could not be undone
 
+	// agg counts the rows of the file that Sync checked or appended: with
+	// the first Sync after Open, every row (see WriteSummary).
+	agg *aggregate
+
 	dropped int64
 	hasher  *rowHasher
 	enc     *encoder
@@ -185,7 +189,7 @@ func (w *Writer) Close() error {
 // ledger's (else an error wrapping ErrEdited) and replaces a torn last line.
 // If Sync fails, the file is left as it was and Sync can be called again.
 func (w *Writer) Sync(ctx context.Context, src Source) error {
-	return w.sync(ctx, src, nil)
+	return w.sync(ctx, src)
 }
 
 // syncState follows the chain through the events Sync reads.
@@ -195,10 +199,9 @@ type syncState struct {
 	mismatch bool // the rows in the file are not the ledger's
 }
 
-// sync is Sync, calling visit (if not nil) with every event of the run
-// that the file holds when it returns, in order; visit needs the first
-// Sync after Open to see them all.
-func (w *Writer) sync(ctx context.Context, src Source, visit func(*ledger.Event)) error {
+// sync is Sync. It counts every event it reads into w.agg once the file
+// holds it: with the first Sync after Open, every event of the run.
+func (w *Writer) sync(ctx context.Context, src Source) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
@@ -213,6 +216,7 @@ func (w *Writer) sync(ctx context.Context, src Source, visit func(*ledger.Event)
 	}
 	out := bufio.NewWriterSize(io.NewOffsetWriter(w.f, w.off), 64<<10)
 	var written int64
+	seen := newAggregate() // merged into w.agg only if the sync succeeds
 	err := src.Events(ctx, w.runID, st.seq, func(e *ledger.Event) error {
 		if e.Seq&1023 == 0 {
 			if err := ctx.Err(); err != nil {
@@ -224,9 +228,7 @@ func (w *Writer) sync(ctx context.Context, src Source, visit func(*ledger.Event)
 		}
 		w.fields = w.hasher.fields(w.fields, e, st.prev)
 		st.seq, st.prev = e.Seq, w.fields[colHash]
-		if visit != nil {
-			visit(e)
-		}
+		seen.add(e)
 		if st.seq < w.seq {
 			return nil // a row already in the file: checked at the file's last row
 		}
@@ -286,6 +288,11 @@ func (w *Writer) sync(ctx context.Context, src Source, visit func(*ledger.Event)
 	}
 	w.off += written
 	w.seq, w.prev, w.checked = st.seq, st.prev, true
+	if w.agg == nil {
+		w.agg = seen
+	} else {
+		w.agg.merge(seen)
+	}
 	return nil
 }
 
