@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/privsync/privsync"
@@ -144,6 +145,7 @@ type runner struct {
 	mu      sync.Mutex
 	stopped string // why the vendor was stopped, "" while it runs
 	q       *queue
+	held    atomic.Int64 // items kept by queued status requests
 }
 
 func (r *runner) run(ctx context.Context) error {
@@ -209,10 +211,15 @@ func (r *runner) stop(why string) {
 // for its status; what remains is queued for later.
 func (r *runner) handle(ctx context.Context, t *task) error {
 	b := t.b
-	// Items are read when a batch is worked on and let go when it waits
-	// (schedulePoll): a backfill of millions holds only the batches in hand.
-	if err := r.led.LoadItems(ctx, b); err != nil {
-		return err
+	// Items are read when a batch is worked on, unless the batch still
+	// holds them (a follow-up released with its items, a half of a split,
+	// a poll that kept them: see schedulePoll). What the ledger holds is
+	// what the batch holds: only this task changes its items.
+	r.held.Add(-int64(t.held))
+	if b.Items == nil {
+		if err := r.led.LoadItems(ctx, b); err != nil {
+			return err
+		}
 	}
 	if len(b.Items) == 0 {
 		return r.resolve(ctx, b, nil) // done: release what follows it
@@ -237,17 +244,31 @@ func (r *runner) pollInterval() time.Duration {
 	return 2 * time.Second
 }
 
+// maxHeldItems bounds the items a vendor's queued status requests keep in
+// memory: up to it, a poll reuses the items its send held (Batch.com's
+// one-user batches need no second read of the ledger); past it, they are
+// let go and read again when polled, so a backfill of millions holds only
+// the batches in hand.
+const maxHeldItems = 100_000
+
 // schedulePoll queues a status request after wait, or at the deadline if
 // that comes first (the last request lands on it); none once it has passed:
 // what is pending then is picked up by the next run.
 func (r *runner) schedulePoll(b *ledger.Batch, wait time.Duration) {
 	now := r.opts.Now()
 	remaining := r.deadline.Sub(now)
-	b.Items = nil // read again when polled; not touched once queued
 	if remaining <= 0 {
+		b.Items = nil
 		return
 	}
-	r.q.push(&task{b: b, poll: true, at: now.Add(min(wait, remaining)), interval: min(wait*2, r.opts.Retry.PollCap)})
+	t := &task{b: b, poll: true, at: now.Add(min(wait, remaining)), interval: min(wait*2, r.opts.Retry.PollCap)}
+	if n := int64(len(b.Items)); n > 0 && r.held.Add(n) <= maxHeldItems {
+		t.held = len(b.Items) // not touched once queued
+	} else {
+		r.held.Add(-n)
+		b.Items = nil // read again when polled
+	}
+	r.q.push(t)
 }
 
 // request runs one HTTP exchange under the vendor's limits.

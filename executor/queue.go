@@ -16,6 +16,7 @@ type task struct {
 	poll     bool
 	at       time.Time
 	interval time.Duration // the wait before the next status request
+	held     int           // items b keeps while queued (counted in runner.held)
 	seq      int           // push order: ties go first in, first out
 }
 
