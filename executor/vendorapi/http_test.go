@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -245,4 +248,46 @@ func srvPool(srv *httptest.Server) *x509.CertPool {
 	pool := x509.NewCertPool()
 	pool.AddCert(srv.Certificate())
 	return pool
+}
+
+// A client keeps its connections to a vendor open between requests sent
+// side by side: rounds of 16 concurrent requests reuse them instead of
+// dialling (the default transport kept 2 and dialled the rest every round).
+func TestClientReusesConnections(t *testing.T) {
+	var mu sync.Mutex
+	dials := 0
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(204)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			mu.Lock()
+			dials++
+			mu.Unlock()
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	hc := vendorapi.NewHTTPClient(vendorapi.HTTPOptions{})
+	const width, rounds = 16, 20
+	for range rounds {
+		var wg sync.WaitGroup
+		for range width {
+			wg.Go(func() {
+				resp, err := hc.Get(srv.URL)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+			})
+		}
+		wg.Wait()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if dials > 2*width {
+		t.Fatalf("%d connections for %d rounds of %d requests: they are not kept", dials, rounds, width)
+	}
 }
