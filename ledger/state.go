@@ -126,10 +126,24 @@ func fold(ctx context.Context, tx *sql.Tx, add, remove []uint64) error {
 		buckets = append(buckets, b)
 	}
 	slices.Sort(buckets)
+	// Up to 65,536 buckets are read and written: the statements are
+	// prepared once (parsing them per bucket was most of a fold's time),
+	// and run without a cancellation watcher each (see quick).
+	ctx = quick(ctx)
+	get, err := tx.PrepareContext(ctx, `SELECT fps FROM fp_buckets WHERE bucket = ?`)
+	if err != nil {
+		return err
+	}
+	defer get.Close()
+	put, err := tx.PrepareContext(ctx, `INSERT OR REPLACE INTO fp_buckets(bucket, fps) VALUES (?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer put.Close()
 	var fps []uint64
 	for _, b := range buckets {
 		var blob []byte
-		err := tx.QueryRowContext(ctx, `SELECT fps FROM fp_buckets WHERE bucket = ?`, b).Scan(&blob)
+		err := get.QueryRowContext(ctx, b).Scan(&blob)
 		if err != nil && err != sql.ErrNoRows {
 			return err
 		}
@@ -150,7 +164,7 @@ func fold(ctx context.Context, tx *sql.Tx, add, remove []uint64) error {
 		for i, fp := range fps {
 			binary.LittleEndian.PutUint64(blob[i*8:], fp)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO fp_buckets(bucket, fps) VALUES (?, ?)`, b, blob); err != nil {
+		if _, err := put.ExecContext(ctx, b, blob); err != nil {
 			return err
 		}
 	}
