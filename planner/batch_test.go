@@ -281,8 +281,10 @@ func TestSecondPass(t *testing.T) {
 				o := opts
 				o.MaxCandidates, o.LookupChunk = c.max, c.chunk
 				got, gotRec := mustPlan(t, src, led, o)
-				if got.Passes != 2 || src.reads != 2 {
-					t.Fatalf("MaxCandidates %d: %d reads (Passes %d), want 2", c.max, src.reads, got.Passes)
+				// Two reads, or three when rows of a duplicated subject
+				// were not held: one to resolve it, one for the overflow.
+				if got.Passes != src.reads || src.reads < 2 || src.reads > 3 {
+					t.Fatalf("MaxCandidates %d: %d reads (Passes %d), want 2 or 3", c.max, src.reads, got.Passes)
 				}
 				got.Passes = want.Passes
 				if !samePlan(t, want, got, wantRec, gotRec) {

@@ -103,43 +103,50 @@ func (s *Stats) Changes() int {
 	return n
 }
 
-// ref is what the first pass keeps of every valid row: enough to resolve
-// duplicates without holding the rows.
-type ref struct {
-	fp   uint64
-	kh   uint64 // KeyHash of the row's subject
-	ts   int64  // effective updated_at, unix nanoseconds
-	line uint32
-	file int32
-}
-
+// candidate is a row held in memory for a closer look.
 type candidate struct {
 	row privsync.Row
 	ord uint32
+	fp  uint64
+}
+
+// dupRow is what resolving a subject named by several rows needs of each.
+type dupRow struct {
+	ord  uint32
+	file int32
+	line uint32
+	fp   uint64
+	ts   int64 // effective updated_at, unix nanoseconds
 }
 
 type planner struct {
 	opts  Options
+	src   Source
 	led   Ledger
 	sink  Sink
 	set   *FPSet
 	stats Stats
 
 	files []string
-	refs  refList
-	// keys holds every row's key hash with its ordinal, sorted, once the
-	// first pass is over: duplicates sit side by side, and a snapshot asks
-	// it whether the input names a subject. (A map of ten million keys
-	// cost seconds of cache misses and twice the memory.)
-	keys []keyOrd
-	kidx []uint32            // keys[kidx[b]:kidx[b+1]] have key hash bucket b
-	dups map[uint64][]uint32 // key hash -> ordinals of every row, for keys seen twice
+	// n counts the valid rows of the first pass (a row's ordinal is its
+	// position among them) and sum digests their hashes in order, so a
+	// later read can tell that the input changed in between.
+	n   int
+	sum digest
+	// keys holds every valid row's key hash, and only that (8 bytes a row):
+	// duplicates are found by sorting it once the first pass is over, and a
+	// snapshot asks it whether the input names a subject. What resolving
+	// duplicates needs of their rows (time, fingerprint, line) is taken
+	// from the held candidates, or read again from the input for the rare
+	// duplicate rows that were not held.
+	keys keySet
+	// dupCount is how many rows name each subject named more than once.
+	dupCount map[uint64]int
+	// dups holds, per key hash of dupCount, its rows in input order.
+	dups map[uint64][]dupRow
 	// dupKeys names the keys seen twice, so the rejects of conflicting
-	// rows name their subject even when the rows are not held in memory.
-	dupKeys map[uint64]privsync.Key
-	// needName holds one ordinal of each conflicting group whose key no
-	// held row gives: the second pass names it.
-	needName   map[uint32]uint64
+	// rows name their subject.
+	dupKeys    map[uint64]privsync.Key
 	dupRejects []dupReject
 	skip       map[uint32]bool // ordinals that lose to a later row or conflict
 	// settledRows counts the rows whose request the ledger has settled:
@@ -160,8 +167,8 @@ func Plan(ctx context.Context, src Source, led Ledger, sink Sink, opts Options) 
 	if opts.LookupChunk <= 0 {
 		opts.LookupChunk = 50_000
 	}
-	p := &planner{opts: opts, led: led, sink: sink,
-		dups: map[uint64][]uint32{}, dupKeys: map[uint64]privsync.Key{}, needName: map[uint32]uint64{}, skip: map[uint32]bool{}}
+	p := &planner{opts: opts, src: src, led: led, sink: sink,
+		dups: map[uint64][]dupRow{}, dupKeys: map[uint64]privsync.Key{}, skip: map[uint32]bool{}}
 	p.stats.Operations = map[string]map[privsync.Operation]int{}
 	p.batcher = newBatcher(sink, opts.Limits)
 	set, err := led.Settled(ctx)
@@ -175,23 +182,25 @@ func Plan(ctx context.Context, src Source, led Ledger, sink Sink, opts Options) 
 		return nil, err
 	}
 	first.flush()
-	p.sortKeys()
+	p.dupCount = p.keys.seal()
+	// Subjects named by several rows: their rows held in memory are at
+	// hand; the others are read again (rare: only when a duplicate row was
+	// settled, or beyond the held candidates).
+	if !p.collectHeldDups() {
+		if err := p.reread(ctx, &dupPass{p: p}); err != nil {
+			return nil, err
+		}
+	}
 	p.resolveDuplicates()
 	p.stats.Unchanged += p.settledRows
-	// A second read: for the rows that did not fit in memory, or (rarely)
-	// to name a subject whose conflicting rows none was held.
-	if p.overflow || len(p.needName) > 0 {
-		p.stats.Passes = 2
+	// A further read for the rows that did not fit in memory.
+	if p.overflow {
 		held := uint32(0)
 		if n := len(p.cands); n > 0 {
 			held = p.cands[n-1].ord + 1
 		}
-		second := &secondPass{p: p, ctx: ctx, held: held}
-		if err := src.Read(ctx, second); err != nil {
-			return nil, fmt.Errorf("reading the input a second time: %w", err)
-		}
-		if int(second.ord) != p.refs.len() {
-			return nil, errors.New("the input changed while it was being read (it has fewer rows now); run again on a stable copy")
+		if err := p.reread(ctx, &overflowPass{p: p, ctx: ctx, held: held}); err != nil {
+			return nil, err
 		}
 	}
 	if err := p.rejectConflicts(ctx); err != nil {
@@ -237,10 +246,15 @@ func (f *firstPass) Reject(e *privsync.RowError) error {
 func (f *firstPass) Row(r *privsync.Row) error {
 	p := f.p
 	p.stats.Rows++
-	ord := uint32(p.refs.len())
+	if p.n == math.MaxUint32 {
+		return errors.New("the input holds more than 4,294,967,295 rows: split it")
+	}
+	ord := uint32(p.n)
+	p.n++
 	kh, fp := Hashes(r)
+	p.keys.add(kh)
+	p.sum.add(kh, fp)
 	fi := p.fileIndex(r.File)
-	p.refs.add(ref{fp: fp, kh: kh, ts: effectiveTime(r, p.opts.Rules).UnixNano(), line: uint32(min(r.Line, math.MaxUint32)), file: fi})
 	f.win = append(f.win, pendingRow{row: *r, ord: ord, fp: fp})
 	f.win[len(f.win)-1].row.File = p.files[fi]
 	if len(f.win) == probeWindow {
@@ -271,7 +285,7 @@ func (f *firstPass) flush() {
 			p.overflow = true
 			continue
 		}
-		c := candidate{row: w.row, ord: w.ord}
+		c := candidate{row: w.row, ord: w.ord, fp: w.fp}
 		c.row.SubjectID = clone(w.row.SubjectID)
 		c.row.AccessRequest = clone(w.row.AccessRequest)
 		p.cands = append(p.cands, c)
@@ -305,92 +319,6 @@ func (p *planner) reject(ctx context.Context, e *privsync.RowError) error {
 	return p.sink.Reject(ctx, e, fp)
 }
 
-// keyOrd is a row's key hash and ordinal.
-type keyOrd struct {
-	kh  uint64
-	ord uint32
-}
-
-// sortKeys sorts every row's key hash: one counting pass by the top bits,
-// one scatter, then a small sort per bucket (key hashes are uniform).
-func (p *planner) sortKeys() {
-	n := p.refs.len()
-	if n < smallFPSet {
-		// Few rows: one sort, and no bucket index (kidx nil) whose 65,537
-		// entries would cost more than the rows.
-		p.keys, p.kidx = make([]keyOrd, 0, n), nil
-		for _, c := range p.refs.chunks {
-			for i := range c {
-				p.keys = append(p.keys, keyOrd{c[i].kh, uint32(len(p.keys))})
-			}
-		}
-		slices.SortFunc(p.keys, func(a, b keyOrd) int {
-			if a.kh != b.kh {
-				return cmp.Compare(a.kh, b.kh)
-			}
-			return cmp.Compare(a.ord, b.ord)
-		})
-		p.findDups()
-		return
-	}
-	count := make([]uint32, 1<<BucketBits+1)
-	for _, c := range p.refs.chunks {
-		for i := range c {
-			count[Bucket(c[i].kh)+1]++
-		}
-	}
-	for b := 1; b < len(count); b++ {
-		count[b] += count[b-1]
-	}
-	p.kidx = slices.Clone(count)
-	p.keys = make([]keyOrd, n)
-	ord := uint32(0)
-	for _, c := range p.refs.chunks {
-		for i := range c {
-			b := Bucket(c[i].kh)
-			p.keys[count[b]] = keyOrd{c[i].kh, ord}
-			count[b]++
-			ord++
-		}
-	}
-	for b := 0; b+1 < len(p.kidx); b++ {
-		seg := p.keys[p.kidx[b]:p.kidx[b+1]]
-		if len(seg) > 1 {
-			slices.SortFunc(seg, func(a, b keyOrd) int {
-				if a.kh != b.kh {
-					return cmp.Compare(a.kh, b.kh)
-				}
-				return cmp.Compare(a.ord, b.ord)
-			})
-		}
-	}
-	p.findDups()
-}
-
-// findDups notes the subjects named by more than one row (p.keys sorted).
-func (p *planner) findDups() {
-	for i := 1; i < len(p.keys); i++ {
-		if p.keys[i].kh == p.keys[i-1].kh {
-			kh := p.keys[i].kh
-			if len(p.dups[kh]) == 0 {
-				p.dups[kh] = append(p.dups[kh], p.keys[i-1].ord)
-			}
-			p.dups[kh] = append(p.dups[kh], p.keys[i].ord)
-		}
-	}
-}
-
-// inInput reports whether some row of the input names the subject.
-func (p *planner) inInput(kh uint64) bool {
-	seg := p.keys
-	if p.kidx != nil {
-		b := Bucket(kh)
-		seg = p.keys[p.kidx[b]:p.kidx[b+1]]
-	}
-	i, _ := slices.BinarySearchFunc(seg, kh, func(k keyOrd, kh uint64) int { return cmp.Compare(k.kh, kh) })
-	return i < len(seg) && seg[i].kh == kh
-}
-
 // dupReject is a row rejected for conflicting with another row of its
 // subject; its vendor and subject id are filled in before it is reported.
 type dupReject struct {
@@ -408,56 +336,46 @@ func (p *planner) resolveDuplicates() {
 	}
 	slices.Sort(keys) // deterministic report order
 	for _, kh := range keys {
-		ords := p.dups[kh]
+		rows := p.dups[kh]
+		slices.SortFunc(rows, func(a, b dupRow) int { return cmp.Compare(a.ord, b.ord) })
 		latest := int64(math.MinInt64) // updated_at may be before 1970: negative
-		for _, o := range ords {
-			latest = max(latest, p.refs.at(o).ts)
+		for i := range rows {
+			latest = max(latest, rows[i].ts)
 		}
-		var top []uint32
-		for _, o := range ords {
-			if p.refs.at(o).ts == latest {
-				top = append(top, o)
+		var top []*dupRow
+		for i := range rows {
+			if rows[i].ts == latest {
+				top = append(top, &rows[i])
 			} else {
-				p.drop(o)
+				p.drop(&rows[i])
 				p.stats.Superseded++
 			}
 		}
 		winner := top[len(top)-1]
 		conflicting := false
-		for _, o := range top {
-			if p.refs.at(o).fp != p.refs.at(winner).fp {
+		for _, r := range top {
+			if r.fp != winner.fp {
 				conflicting = true
 			}
 		}
 		if !conflicting { // identical duplicates: keep the last, drop the rest
-			for _, o := range top[:len(top)-1] {
-				p.drop(o)
+			for _, r := range top[:len(top)-1] {
+				p.drop(r)
 				p.stats.Superseded++
 			}
 			continue
 		}
 		lines := make([]string, len(top))
-		for i, o := range top {
-			lines[i] = fmt.Sprintf("%s row %d", p.files[p.refs.at(o).file], p.refs.at(o).line)
+		for i, r := range top {
+			lines[i] = fmt.Sprintf("%s row %d", p.files[r.file], r.line)
 		}
-		named := false
-		for _, o := range ords {
-			if c := p.candidateByOrd(o); c != nil {
-				p.dupKeys[kh] = privsync.Key{Vendor: c.row.Vendor, IDType: c.row.IDType, SubjectID: c.row.SubjectID}
-				named = true
-				break
-			}
-		}
-		if !named {
-			p.needName[ords[0]] = kh
-		}
-		for _, o := range top {
-			p.drop(o)
-			r := p.refs.at(o)
+		for _, r := range top {
+			p.drop(r)
 			p.dupRejects = append(p.dupRejects, dupReject{kh: kh, err: privsync.RowError{File: p.files[r.file], Line: int64(r.line), Column: "updated_at",
 				Reason: fmt.Sprintf("conflicting rows for the same subject (%s) and no later updated_at to choose between them", joinLines(lines))}})
 		}
 	}
+	p.dups = nil
 }
 
 // rejectConflicts reports the rows resolveDuplicates rejected, named.
@@ -474,9 +392,9 @@ func (p *planner) rejectConflicts(ctx context.Context) error {
 }
 
 // drop sets aside a row that loses to another row of its subject.
-func (p *planner) drop(o uint32) {
-	p.skip[o] = true
-	if p.set.Has(p.refs.at(o).fp) {
+func (p *planner) drop(r *dupRow) {
+	p.skip[r.ord] = true
+	if p.set.Has(r.fp) {
 		p.settledRows--
 	}
 }
@@ -493,42 +411,6 @@ func joinLines(ls []string) string {
 		s += l
 	}
 	return s
-}
-
-type secondPass struct {
-	p    *planner
-	ctx  context.Context
-	ord  uint32
-	held uint32 // ordinals below it were held from the first pass
-}
-
-func (s *secondPass) Reject(*privsync.RowError) error { return nil }
-
-func (s *secondPass) Row(r *privsync.Row) error {
-	p := s.p
-	ord := s.ord
-	s.ord++
-	if int(ord) >= p.refs.len() || p.refs.at(ord).fp != Fingerprint(r) {
-		return errors.New("the input changed while it was being read; run again on a stable copy")
-	}
-	if kh, ok := p.needName[ord]; ok {
-		p.dupKeys[kh] = privsync.Key{Vendor: r.Vendor, IDType: r.IDType, SubjectID: clone(r.SubjectID)}
-	}
-	if ord < s.held {
-		return nil // already held from the first pass
-	}
-	if p.skip[ord] || p.set.Has(p.refs.at(ord).fp) {
-		return nil
-	}
-	c := candidate{row: *r, ord: ord}
-	c.row.SubjectID = clone(r.SubjectID)
-	c.row.AccessRequest = clone(r.AccessRequest)
-	c.row.File = clone(r.File)
-	p.cands = append(p.cands, c)
-	if len(p.cands) >= p.opts.LookupChunk {
-		return p.decideChunk(s.ctx, p.cands)
-	}
-	return nil
 }
 
 func (p *planner) flushCandidates(ctx context.Context) error {
@@ -560,11 +442,11 @@ func (p *planner) decideChunk(ctx context.Context, chunk []candidate) error {
 	}
 	for i := range live {
 		c := &live[i]
-		fp := p.refs.at(c.ord).fp
+		fp := c.fp
 		kind := p.opts.Vendors[c.row.Vendor]
 		d := Decide(kind, &c.row, states[i], fp, p.opts.Rules)
 		e := &Entry{Key: c.row.Key, File: c.row.File, Line: c.row.Line, FP: fp,
-			UpdatedAt: time.Unix(0, p.refs.at(c.ord).ts).UTC(), AccessRequest: c.row.AccessRequest,
+			UpdatedAt: time.Unix(0, effectiveTime(&c.row, p.opts.Rules).UnixNano()).UTC(), AccessRequest: c.row.AccessRequest,
 			Prior: states[i], Decision: d}
 		if err := p.emit(ctx, e); err != nil {
 			return err
@@ -631,7 +513,7 @@ func (p *planner) snapshot(ctx context.Context) error {
 	}
 	slices.Sort(vendors)
 	return p.led.Restricted(ctx, vendors, func(k privsync.Key, st State) error {
-		if p.inInput(KeyHash(k)) {
+		if p.keys.has(KeyHash(k)) {
 			return nil
 		}
 		d := DecideAbsent(st)
@@ -672,37 +554,6 @@ func (Discard) Entry(context.Context, *Entry) error { return nil }
 
 // Reject implements Sink.
 func (Discard) Reject(context.Context, *privsync.RowError, uint64) error { return nil }
-
-// refChunk is how many refs one chunk of a refList holds.
-const refChunk = 1 << 16
-
-// refList holds one ref per input row in fixed-size chunks, so it grows
-// without copying: a slice of 10M refs grown by append copied ~1 GB in
-// long non-preemptible memmoves that stalled the GC, and peaked at twice
-// its size.
-type refList struct {
-	chunks [][]ref
-	n      int
-}
-
-func (l *refList) len() int { return l.n }
-
-func (l *refList) add(r ref) {
-	if l.n%refChunk == 0 {
-		// The first chunk starts small and grows (a small input need not
-		// allocate a whole chunk); the others are allocated whole.
-		size := refChunk
-		if len(l.chunks) == 0 {
-			size = 256
-		}
-		l.chunks = append(l.chunks, make([]ref, 0, size))
-	}
-	c := &l.chunks[len(l.chunks)-1]
-	*c = append(*c, r)
-	l.n++
-}
-
-func (l *refList) at(i uint32) *ref { return &l.chunks[i/refChunk][i%refChunk] }
 
 // candidateByOrd returns the held row of ordinal o, or nil.
 func (p *planner) candidateByOrd(o uint32) *candidate {

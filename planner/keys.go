@@ -1,0 +1,207 @@
+package planner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/bits"
+	"slices"
+
+	"github.com/privsync/privsync"
+)
+
+// keyPartBits is how many top bits of a key hash pick its partition in a
+// keySet: 4,096 partitions, whose growing tails (one cache line each in
+// use) stay in the CPU's cache while rows arrive in random key order.
+const keyPartBits = 12
+
+// keyChunkMax is the largest chunk a partition grows by (8 KiB): what a
+// partition wastes at most, 32 MiB over all of them.
+const keyChunkMax = 1024
+
+// keySet holds the key hash of every row, 8 bytes each. During the first
+// pass the hashes are appended to their partition's chunks as they arrive
+// (nothing grows by copying, nothing is scattered afterwards); seal then
+// sorts each partition into one slice, a partition at a time, so finding
+// duplicates and asking whether a key is present cost a sort and a binary
+// search, with no more than one partition's copy on top of the set.
+type keySet struct {
+	full   [1 << keyPartBits][][]uint64 // filled chunks, per partition
+	tail   [1 << keyPartBits][]uint64   // the chunk being filled
+	sorted [1 << keyPartBits][]uint64   // after seal
+}
+
+func (s *keySet) add(kh uint64) {
+	p := kh >> (64 - keyPartBits)
+	t := &s.tail[p]
+	if len(*t) == cap(*t) {
+		size := 16
+		if c := cap(*t); c > 0 {
+			s.full[p] = append(s.full[p], *t)
+			size = min(2*c, keyChunkMax)
+		}
+		*t = make([]uint64, 0, size)
+	}
+	*t = append(*t, kh)
+}
+
+// seal sorts the set and returns, for every key hash added more than
+// once, how many times it was.
+func (s *keySet) seal() map[uint64]int {
+	dups := map[uint64]int{}
+	for p := range s.tail {
+		n := len(s.tail[p])
+		for _, c := range s.full[p] {
+			n += len(c)
+		}
+		if n == 0 {
+			continue
+		}
+		out := make([]uint64, 0, n)
+		for _, c := range s.full[p] {
+			out = append(out, c...)
+		}
+		out = append(out, s.tail[p]...)
+		s.full[p], s.tail[p] = nil, nil
+		slices.Sort(out)
+		for i := 1; i < len(out); i++ {
+			if out[i] == out[i-1] {
+				dups[out[i]] = max(dups[out[i]], 1) + 1
+			}
+		}
+		s.sorted[p] = out
+	}
+	return dups
+}
+
+// has reports whether kh was added (after seal).
+func (s *keySet) has(kh uint64) bool {
+	_, ok := slices.BinarySearch(s.sorted[kh>>(64-keyPartBits)], kh)
+	return ok
+}
+
+// digest sums the key hashes and fingerprints of a read's rows in order,
+// so a later read can check it met the same rows without keeping them.
+type digest struct {
+	h uint64
+	n int
+}
+
+func (d *digest) add(kh, fp uint64) {
+	d.h = bits.RotateLeft64((d.h^kh)*0x9e3779b97f4a7c15, 31)
+	d.h = bits.RotateLeft64((d.h^fp)*0xc2b2ae3d27d4eb4f, 29)
+	d.n++
+}
+
+var errInputChanged = errors.New("the input changed while it was being read; run again on a stable copy")
+
+// collectHeldDups gathers the rows of each duplicated subject from the
+// held candidates. It reports whether they are all there (else the input
+// must be read again for the others).
+func (p *planner) collectHeldDups() bool {
+	if len(p.dupCount) == 0 {
+		return true
+	}
+	for i := range p.cands {
+		c := &p.cands[i]
+		kh := KeyHash(c.row.Key)
+		if p.dupCount[kh] == 0 {
+			continue
+		}
+		p.dups[kh] = append(p.dups[kh], p.dupRowOf(&c.row, c.ord, c.fp))
+		if _, ok := p.dupKeys[kh]; !ok {
+			p.dupKeys[kh] = c.row.Key
+		}
+	}
+	for kh, n := range p.dupCount {
+		if len(p.dups[kh]) < n {
+			return false
+		}
+	}
+	return true
+}
+
+func (p *planner) dupRowOf(r *privsync.Row, ord uint32, fp uint64) dupRow {
+	return dupRow{ord: ord, file: p.fileIndex(r.File), line: uint32(min(r.Line, 1<<32-1)),
+		fp: fp, ts: effectiveTime(r, p.opts.Rules).UnixNano()}
+}
+
+// rowVisitor is one later read of the input; row gets each valid row with
+// its ordinal and hashes, checked against the first read as it goes.
+type rowVisitor interface {
+	row(r *privsync.Row, ord uint32, kh, fp uint64) error
+}
+
+// reread reads the input again into v and checks that it met the rows of
+// the first read, in the same order.
+func (p *planner) reread(ctx context.Context, v rowVisitor) error {
+	p.stats.Passes++
+	rr := &rereader{p: p, v: v}
+	if err := p.src.Read(ctx, rr); err != nil {
+		return fmt.Errorf("reading the input again (read %d): %w", p.stats.Passes, err)
+	}
+	if rr.sum.n != p.n {
+		return errors.New("the input changed while it was being read (it has fewer rows now); run again on a stable copy")
+	}
+	if rr.sum != p.sum {
+		return errInputChanged
+	}
+	return nil
+}
+
+type rereader struct {
+	p   *planner
+	v   rowVisitor
+	sum digest
+}
+
+func (rr *rereader) Reject(*privsync.RowError) error { return nil }
+
+func (rr *rereader) Row(r *privsync.Row) error {
+	if rr.sum.n >= rr.p.n {
+		return errInputChanged
+	}
+	ord := uint32(rr.sum.n)
+	kh, fp := Hashes(r)
+	rr.sum.add(kh, fp)
+	return rr.v.row(r, ord, kh, fp)
+}
+
+// dupPass gathers the rows of duplicated subjects that were not held.
+type dupPass struct{ p *planner }
+
+func (d *dupPass) row(r *privsync.Row, ord uint32, kh, fp uint64) error {
+	p := d.p
+	if p.dupCount[kh] == 0 || p.candidateByOrd(ord) != nil {
+		return nil
+	}
+	p.dups[kh] = append(p.dups[kh], p.dupRowOf(r, ord, fp))
+	if _, ok := p.dupKeys[kh]; !ok {
+		p.dupKeys[kh] = privsync.Key{Vendor: r.Vendor, IDType: r.IDType, SubjectID: clone(r.SubjectID)}
+	}
+	return nil
+}
+
+// overflowPass holds and decides the rows to look at that did not fit in
+// memory during the first pass.
+type overflowPass struct {
+	p    *planner
+	ctx  context.Context
+	held uint32 // ordinals below it were held from the first pass
+}
+
+func (o *overflowPass) row(r *privsync.Row, ord uint32, _, fp uint64) error {
+	p := o.p
+	if ord < o.held || p.skip[ord] || p.set.Has(fp) {
+		return nil
+	}
+	c := candidate{row: *r, ord: ord, fp: fp}
+	c.row.SubjectID = clone(r.SubjectID)
+	c.row.AccessRequest = clone(r.AccessRequest)
+	c.row.File = p.files[p.fileIndex(r.File)]
+	p.cands = append(p.cands, c)
+	if len(p.cands) >= p.opts.LookupChunk {
+		return p.decideChunk(o.ctx, p.cands)
+	}
+	return nil
+}
