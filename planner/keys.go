@@ -201,7 +201,10 @@ func (o *overflowPass) row(r *privsync.Row, ord uint32, _, fp uint64) error {
 	c.row.File = p.files[p.fileIndex(r.File)]
 	p.cands = append(p.cands, c)
 	if len(p.cands) >= p.opts.LookupChunk {
-		return p.decideChunk(o.ctx, p.cands)
+		// The first time, this decides the rows held from the first pass
+		// too: a chunk at a time, so a million held rows do not become a
+		// million lookups, states and entries at once.
+		return p.flushCandidates(o.ctx)
 	}
 	return nil
 }

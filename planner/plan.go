@@ -423,25 +423,23 @@ func (p *planner) flushCandidates(ctx context.Context) error {
 	return nil
 }
 
-// decideChunk looks up the subjects of chunk, decides each row and hands
+// decideChunk looks up the subjects of chunk (at most LookupChunk rows), decides each row and hands
 // the decisions to the sink; it removes chunk from p.cands.
 func (p *planner) decideChunk(ctx context.Context, chunk []candidate) error {
-	live := chunk[:0:0]
+	live := make([]int32, 0, len(chunk)) // the rows not dropped, by index
+	keys := make([]privsync.Key, 0, len(chunk))
 	for i := range chunk {
 		if !p.skip[chunk[i].ord] {
-			live = append(live, chunk[i])
+			live = append(live, int32(i))
+			keys = append(keys, chunk[i].row.Key)
 		}
-	}
-	keys := make([]privsync.Key, len(live))
-	for i := range live {
-		keys[i] = live[i].row.Key
 	}
 	states, err := p.led.Lookup(ctx, keys)
 	if err != nil {
 		return fmt.Errorf("looking up subjects in the ledger: %w", err)
 	}
-	for i := range live {
-		c := &live[i]
+	for i, ci := range live {
+		c := &chunk[ci]
 		fp := c.fp
 		kind := p.opts.Vendors[c.row.Vendor]
 		d := Decide(kind, &c.row, states[i], fp, p.opts.Rules)
