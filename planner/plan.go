@@ -423,8 +423,9 @@ func (p *planner) flushCandidates(ctx context.Context) error {
 	return nil
 }
 
-// decideChunk looks up the subjects of chunk (at most LookupChunk rows), decides each row and hands
-// the decisions to the sink; it removes chunk from p.cands.
+// decideChunk looks up the subjects of chunk (at most LookupChunk rows),
+// decides each row and hands the decisions to the sink; it removes chunk
+// from p.cands.
 func (p *planner) decideChunk(ctx context.Context, chunk []candidate) error {
 	live := make([]int32, 0, len(chunk)) // the rows not dropped, by index
 	keys := make([]privsync.Key, 0, len(chunk))

@@ -1,0 +1,66 @@
+package planner
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// TestKeySetMatchesAMap: key hashes crowded into one partition (many
+// chunks, past the largest chunk size) and spread over the others, with
+// repeats; after seal, membership and the repeat counts match a map.
+func TestKeySetMatchesAMap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	var s keySet
+	want := map[uint64]int{}
+	var added []uint64
+	add := func(kh uint64) {
+		s.add(kh)
+		want[kh]++
+		added = append(added, kh)
+	}
+	const crowded = uint64(5) << (64 - keyPartBits)
+	for range 20 * keyChunkMax {
+		switch rng.IntN(10) {
+		case 0: // a repeat of an earlier key
+			if len(added) > 0 {
+				add(added[rng.IntN(len(added))])
+			}
+		case 1, 2, 3:
+			add(rng.Uint64())
+		default: // partition 5
+			add(crowded | rng.Uint64()>>keyPartBits)
+		}
+	}
+	if n := len(s.full[5]); n < 10 {
+		t.Fatalf("partition 5 has %d full chunks: the test does not reach the largest chunk size", n)
+	}
+	dups := s.seal()
+	repeated := 0
+	for kh, n := range want {
+		if !s.has(kh) {
+			t.Fatalf("%x was added but is missing", kh)
+		}
+		if n > 1 {
+			repeated++
+			if dups[kh] != n {
+				t.Fatalf("%x added %d times, seal counts %d", kh, n, dups[kh])
+			}
+		}
+	}
+	if repeated == 0 || len(dups) != repeated {
+		t.Fatalf("%d repeated keys, seal reports %d", repeated, len(dups))
+	}
+	for range 10_000 {
+		if kh := rng.Uint64(); want[kh] == 0 && s.has(kh) {
+			t.Fatalf("%x was never added but is present", kh)
+		}
+		if kh := crowded | rng.Uint64()>>keyPartBits; want[kh] == 0 && s.has(kh) {
+			t.Fatalf("%x was never added but is present", kh)
+		}
+	}
+	for p := range s.sorted {
+		if s.full[p] != nil || s.tail[p] != nil {
+			t.Fatalf("partition %d still holds its chunks after seal", p)
+		}
+	}
+}
