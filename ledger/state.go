@@ -35,9 +35,12 @@ func (d *DB) Reader() planner.Ledger { return reader{d.db, d} }
 // Settled loads the settled fingerprints: the buckets, in bucket order
 // (so their concatenation is sorted), then the journal.
 func (r reader) Settled(ctx context.Context) (*planner.FPSet, error) {
+	// How many buckets there are, at most, to size the set: the highest
+	// bucket number is one read of the table's last page, where COUNT(*)
+	// walked the pages of every bucket's blob (1 s of a 10M-row plan's 8).
 	var buckets int
-	if err := r.q.QueryRowContext(ctx, `SELECT COUNT(*) FROM fp_buckets`).Scan(&buckets); err != nil {
-		return nil, err
+	if err := r.q.QueryRowContext(ctx, `SELECT COALESCE(MAX(bucket), -1) + 1 FROM fp_buckets`).Scan(&buckets); err != nil {
+		return nil, fmt.Errorf("counting the settled set's buckets: %w", err)
 	}
 	rows, err := r.q.QueryContext(ctx, `SELECT fps FROM fp_buckets ORDER BY bucket`)
 	if err != nil {
