@@ -19,8 +19,9 @@ type RowHandler interface {
 }
 
 // Source streams the input. Every call to Read yields the same rows in the
-// same order: the planner reads a second time only when the rows it must
-// look at more closely do not fit in memory.
+// same order: the planner reads again only when the rows it must look at
+// more closely do not fit in memory, or to fetch the rows of a subject
+// named twice that it did not hold.
 type Source interface {
 	Read(ctx context.Context, h RowHandler) error
 }
@@ -87,8 +88,9 @@ type Stats struct {
 	Waiting    int   `json:"waiting"`
 	Superseded int   `json:"superseded"`
 	Rows       int64 `json:"rows"`
-	// Passes is how many times the input was read (1, or 2 for inputs whose
-	// changes did not fit in memory or that hold duplicate subjects).
+	// Passes is how many times the input was read: 1; one more when rows
+	// of a subject named twice were not held in memory (settled, or past
+	// MaxCandidates); one more when the changes did not fit in memory.
 	Passes int `json:"-"`
 }
 
@@ -158,8 +160,9 @@ type planner struct {
 	batcher  *batcher
 }
 
-// Plan reads the input once (twice when it must), diffs it against the
-// ledger and hands every decision to the sink. It returns the counts.
+// Plan reads the input once (two or three times when it must), diffs it
+// against the ledger and hands every decision to the sink. It returns the
+// counts.
 func Plan(ctx context.Context, src Source, led Ledger, sink Sink, opts Options) (*Stats, error) {
 	if opts.MaxCandidates <= 0 {
 		opts.MaxCandidates = 1_000_000
