@@ -144,7 +144,8 @@ type planner struct {
 	keys keySet
 	// dupCount is how many rows name each subject named more than once.
 	dupCount map[uint64]int
-	// dups holds, per key hash of dupCount, its rows in input order.
+	// dups holds, per key hash of dupCount, its rows (put in input order
+	// when they are resolved).
 	dups map[uint64][]dupRow
 	// dupKeys names the keys seen twice, so the rejects of conflicting
 	// rows name their subject.
