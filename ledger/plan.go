@@ -180,7 +180,6 @@ func (d *DB) WritePlan(ctx context.Context, runID string, plan func(planner.Ledg
 		if err != nil {
 			return err
 		}
-		defer w.close()
 		if err := plan(flushingReader{reader{tx, d}, w}, w); err != nil {
 			return err
 		}
@@ -239,10 +238,13 @@ type planWriter struct {
 	// subjects and items are the arguments of the rows not written yet
 	// (subjectCols and itemCols per row), written planRows at a time.
 	subjects, items []any
-
-	insBatch, insEvent   *sql.Stmt
-	upSubjects, insItems *sql.Stmt // planRows rows each
 }
+
+// The plan's statements run through the connection's statement cache (see
+// stmtcache.go), prepared once per connection rather than once per plan:
+// a nightly plan of a few rows, or the simulation's thousands of them,
+// spent a fifth of its time parsing the 128-row INSERTs it never used.
+const insertBatchSQL = `INSERT INTO batches(run_id, vendor, operation, state, after_batch, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`
 
 var _ planner.Sink = (*planWriter)(nil)
 
@@ -277,58 +279,33 @@ func newPlanWriter(ctx context.Context, d *DB, tx *sql.Tx, runID string) (*planW
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(run_seq), 0) FROM events WHERE run_id = ?`, runID).Scan(&w.seq); err != nil {
 		return nil, fmt.Errorf("reading the run's last event: %w", err)
 	}
-	var err error
-	prep := func(q string) *sql.Stmt {
-		if err != nil {
-			return nil
-		}
-		var s *sql.Stmt
-		s, err = tx.PrepareContext(ctx, q)
-		return s
-	}
-	w.insBatch = prep(`INSERT INTO batches(run_id, vendor, operation, state, after_batch, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-	w.insEvent = prep(insertEventSQL)
-	w.upSubjects = prep(upsertSubjectsSQL(planRows))
-	w.insItems = prep(insertItemsSQL(planRows))
-	if err != nil {
-		return nil, fmt.Errorf("preparing the plan's statements: %w", err)
-	}
 	return w, nil
-}
-
-func (w *planWriter) close() {
-	for _, s := range []*sql.Stmt{w.insBatch, w.insEvent, w.upSubjects, w.insItems} {
-		if s != nil {
-			s.Close()
-		}
-	}
 }
 
 // flush writes the buffered subjects and items.
 func (w *planWriter) flush(ctx context.Context) error {
 	ctx = quick(ctx)
-	if err := w.write(ctx, &w.subjects, planSubjectCols, w.upSubjects, upsertSubjectsSQL); err != nil {
+	if err := w.write(ctx, &w.subjects, planSubjectCols, upsertSubjectsSQL); err != nil {
 		return fmt.Errorf("recording the plan's subjects: %w", err)
 	}
-	if err := w.write(ctx, &w.items, planItemCols, w.insItems, insertItemsSQL); err != nil {
+	if err := w.write(ctx, &w.items, planItemCols, insertItemsSQL); err != nil {
 		return fmt.Errorf("recording the plan's items: %w", err)
 	}
 	return nil
 }
 
-// write runs the rows of args (cols arguments each) through full, planRows
-// at a time, and what is left through a statement for that many rows.
-func (w *planWriter) write(ctx context.Context, args *[]any, cols int, full *sql.Stmt, sqlOf func(int) string) error {
+// write runs the rows of args (cols arguments each) planRows at a time,
+// and what is left in statements of a power of two rows: a statement per
+// leftover count would fill the connection's statement cache with
+// hundreds of texts used once.
+func (w *planWriter) write(ctx context.Context, args *[]any, cols int, sqlOf func(int) string) error {
 	a := *args
-	for len(a) >= planRows*cols {
-		if _, err := full.ExecContext(ctx, a[:planRows*cols]...); err != nil {
-			return err
-		}
-		a = a[planRows*cols:]
-	}
-	if len(a) > 0 {
-		if _, err := w.tx.ExecContext(ctx, sqlOf(len(a)/cols), a...); err != nil {
-			return err
+	for n := planRows; len(a) > 0; n /= 2 {
+		for len(a) >= n*cols {
+			if _, err := w.tx.ExecContext(ctx, sqlOf(n), a[:n*cols]...); err != nil {
+				return err
+			}
+			a = a[n*cols:]
 		}
 	}
 	clear(*args)
@@ -343,7 +320,7 @@ func (w *planWriter) Batch(ctx context.Context, b *planner.Batch) error {
 		state, after = "waiting", w.batches[b.After]
 	}
 	now := w.d.Now().UnixNano()
-	res, err := w.insBatch.ExecContext(ctx, w.runID, b.Vendor, string(b.Op), state, after, now, now)
+	res, err := w.tx.ExecContext(ctx, insertBatchSQL, w.runID, b.Vendor, string(b.Op), state, after, now, now)
 	if err != nil {
 		return fmt.Errorf("recording a batch: %w", err)
 	}
@@ -356,7 +333,7 @@ func (w *planWriter) event(ctx context.Context, e *Event) error {
 	ctx = quick(ctx)
 	w.seq++
 	e.RunID, e.Seq, e.RecordedAt = w.runID, w.seq, w.now
-	_, err := w.insEvent.ExecContext(ctx, e.args()...)
+	_, err := w.tx.ExecContext(ctx, insertEventSQL, e.args()...)
 	return err
 }
 

@@ -53,9 +53,11 @@ func (r reader) Settled(ctx context.Context) (*planner.FPSet, error) {
 		if err := rows.Scan(&blob); err != nil {
 			return nil, err
 		}
-		if fps == nil {
+		if fps == nil && len(blob) >= 4*8 {
 			// Buckets hold about as many fingerprints each: size the set
-			// once rather than copying 80 MB as it grows.
+			// once rather than copying 80 MB as it grows. (A small set
+			// leaves most buckets empty: sized so, a set of a few dozen
+			// rows cost a megabyte cleared per plan.)
 			fps = make([]uint64, 0, buckets*(len(blob)/8+1)*9/8)
 		}
 		fps = appendBlob(fps, blob)
