@@ -189,6 +189,7 @@ type overflowPass struct {
 	p    *planner
 	ctx  context.Context
 	held uint32 // ordinals below it were held from the first pass
+	buf  []candidate
 }
 
 func (o *overflowPass) row(r *privsync.Row, ord uint32, _, fp uint64) error {
@@ -200,12 +201,22 @@ func (o *overflowPass) row(r *privsync.Row, ord uint32, _, fp uint64) error {
 	c.row.SubjectID = clone(r.SubjectID)
 	c.row.AccessRequest = clone(r.AccessRequest)
 	c.row.File = p.files[p.fileIndex(r.File)]
-	p.cands = append(p.cands, c)
 	if len(p.cands) >= p.opts.LookupChunk {
 		// The first time, this decides the rows held from the first pass
 		// too: a chunk at a time, so a million held rows do not become a
 		// million lookups, states and entries at once.
-		return p.flushCandidates(o.ctx)
+		if err := p.flushCandidates(o.ctx); err != nil {
+			return err
+		}
 	}
+	if p.cands == nil {
+		// One chunk's buffer serves every chunk of the read (decideChunk
+		// leaves p.cands nil when it has decided them all).
+		if o.buf == nil {
+			o.buf = make([]candidate, 0, p.opts.LookupChunk)
+		}
+		p.cands = o.buf[:0]
+	}
+	p.hold(c)
 	return nil
 }
