@@ -45,10 +45,7 @@ func TestResolveSetBasedMatchesItemByItem(t *testing.T) {
 func playResolveScenario(t *testing.T, setMin int) []string {
 	defer ledger.SetSetMin(setMin)()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "l.db")
-	db := mustOpenAt(t, path)
-	now := time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)
-	db.Now = func() time.Time { return now }
+	db, path, now := openStillClock(t)
 	var rs []privsync.Row
 	for i := range 40 {
 		restr := privsync.Restrictions(i % 8)
@@ -199,10 +196,7 @@ func TestPlanMultiRowMatchesRowByRow(t *testing.T) {
 func playPlanScenario(t *testing.T, rowsPerInsert int) []string {
 	defer ledger.SetPlanRows(rowsPerInsert)()
 	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "l.db")
-	db := mustOpenAt(t, path)
-	now := time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)
-	db.Now = func() time.Time { return now }
+	db, path, now := openStillClock(t)
 	var rs []privsync.Row
 	for i := range 1000 {
 		e := privsync.EraseNone
@@ -228,4 +222,15 @@ func playPlanScenario(t *testing.T, rowsPerInsert int) []string {
 	}
 	mustPlan(t, db, "r2", now, rs...)
 	return dumpTables(t, path)
+}
+
+// openStillClock opens a new ledger whose clock stands still, so two plays
+// of a scenario write the same times.
+func openStillClock(t *testing.T) (db *ledger.DB, path string, now time.Time) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "l.db")
+	db = mustOpenAt(t, path)
+	now = time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)
+	db.Now = func() time.Time { return now }
+	return db, path, now
 }
