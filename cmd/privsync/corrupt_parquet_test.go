@@ -85,18 +85,10 @@ func TestE2ECorruptParquetEndsInAClearErrorWithBoundedMemory(t *testing.T) {
 
 	var peak int64
 	for _, c := range cases {
-		p := filepath.Join(dir, "corrupt.parquet")
-		if err := os.WriteFile(p, c.data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cmd := exec.Command(bin, "plan", "--config", "../../testdata/demo.toml", "--ledger", filepath.Join(dir, "l.db"), "--quiet", p)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		err := cmd.Run()
-		code := cmd.ProcessState.ExitCode()
-		rss := cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss << 10
+		p, ps, msg, err := planParquet(t, bin, dir, "corrupt.parquet", c.data)
+		code := ps.ExitCode()
+		rss := ps.SysUsage().(*syscall.Rusage).Maxrss << 10
 		peak = max(peak, rss)
-		msg := stderr.String()
 		switch {
 		case strings.Contains(msg, "panic") || strings.Contains(msg, "goroutine "):
 			t.Errorf("%s: crashed (exit %d):\n%s", c.name, code, msg)
@@ -115,6 +107,22 @@ func TestE2ECorruptParquetEndsInAClearErrorWithBoundedMemory(t *testing.T) {
 		}
 	}
 	t.Logf("%d corrupt files, highest peak RSS %d MiB", len(cases), peak>>20)
+}
+
+// planParquet writes data to dir/name and runs `privsync plan` on it with
+// the demo config; it returns the file's path, the finished process, its
+// standard error and Run's error.
+func planParquet(t *testing.T, bin, dir, name string, data []byte) (string, *os.ProcessState, string, error) {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "plan", "--config", "../../testdata/demo.toml", "--ledger", filepath.Join(dir, "l.db"), "--quiet", p)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	return p, cmd.ProcessState, stderr.String(), err
 }
 
 func convertTo(t *testing.T, src, out string, o gendata.ParquetOptions) []byte {

@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -56,16 +54,8 @@ func TestE2EUnsupportedParquetNamesTheCause(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "-")+".parquet")
-			if err := os.WriteFile(p, c.data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			cmd := exec.Command(bin, "plan", "--config", "../../testdata/demo.toml", "--ledger", filepath.Join(dir, "l.db"), "--quiet", p)
-			var stderr bytes.Buffer
-			cmd.Stderr = &stderr
-			err := cmd.Run()
-			msg := stderr.String()
-			if code := cmd.ProcessState.ExitCode(); code != 2 {
+			p, ps, msg, err := planParquet(t, bin, dir, strings.ReplaceAll(c.name, " ", "-")+".parquet", c.data)
+			if code := ps.ExitCode(); code != 2 {
 				t.Fatalf("exit %d (%v), want 2:\n%s", code, err, msg)
 			}
 			if !strings.Contains(msg, p) {
