@@ -210,15 +210,7 @@ func (w *workspace) command(t testing.TB, bin string, args ...string) *exec.Cmd 
 // magic ids) has been synced: the /_sim/state JSON.
 func desiredState(t *testing.T, path string) map[string]any {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	recs := readCSV(t, path)
 	col := map[string]int{}
 	for i, h := range recs[0] {
 		col[h] = i
@@ -746,4 +738,19 @@ func TestE2ESlowVendorDoesNotHoldTheWorkers(t *testing.T) {
 	if pending != users {
 		t.Fatalf("%d pending rows, want %d", pending, users)
 	}
+}
+
+// readCSV reads every record of a CSV file.
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recs
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/csv"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -79,16 +78,7 @@ func TestE2ERateLimitedRunIsQuietAndWritesMetrics(t *testing.T) {
 	}
 
 	// The metrics file: the Prometheus text format, with vendorsim's counts.
-	f, err := os.Open(metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(f)
-	if err != nil {
-		t.Fatalf("the metrics file does not parse as the Prometheus text format: %v", err)
-	}
+	families := readMetrics(t, metrics)
 	value := func(name string, labels map[string]string) (float64, bool) {
 		fam := families[name]
 		if fam == nil {
@@ -122,7 +112,7 @@ func TestE2ERateLimitedRunIsQuietAndWritesMetrics(t *testing.T) {
 	for _, m := range families["privsync_run_items"].GetMetric() {
 		items += m.GetGauge().GetValue()
 	}
-	rows := reportRows(t, w)
+	rows := oneReportRowCount(t, w)
 	if int(items) != rows || rows == 0 {
 		t.Errorf("metrics count %v items, the report has %d rows", items, rows)
 	}
@@ -151,16 +141,7 @@ func TestMetricsFileOnUsageError(t *testing.T) {
 	if code != ExitUsage {
 		t.Fatalf("exit %d, want 2\n%s", code, stderr)
 	}
-	f, err := os.Open(metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(f)
-	if err != nil {
-		t.Fatal(err)
-	}
+	families := readMetrics(t, metrics)
 	if got := families["privsync_run_exit_code"].GetMetric()[0].GetGauge().GetValue(); got != 2 {
 		t.Fatalf("privsync_run_exit_code = %v, want 2", got)
 	}
@@ -198,21 +179,28 @@ func testMain() (*Main, *bytes.Buffer, *bytes.Buffer) {
 	return &Main{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}, &out, &errOut
 }
 
-// reportRows counts the rows of the workspace's one report.
-func reportRows(t *testing.T, w *workspace) int {
+// oneReportRowCount counts the rows of the workspace's one report.
+func oneReportRowCount(t *testing.T, w *workspace) int {
 	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(w.reports, "*.csv"))
 	if len(files) != 1 {
 		t.Fatalf("reports: %v, want one", files)
 	}
-	f, err := os.Open(files[0])
+	return len(readCSV(t, files[0])) - 1
+}
+
+// readMetrics parses a metrics file in the Prometheus text format.
+func readMetrics(t *testing.T, path string) map[string]*dto.MetricFamily {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(f)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("the metrics file does not parse as the Prometheus text format: %v", err)
 	}
-	return len(recs) - 1
+	return families
 }
