@@ -7,6 +7,7 @@
 # Env:   KEEP=1 reuses bench/out/parquet-<rows>.{csv,parquet} of an earlier run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/timelog.sh
 n=${1:-10000000} runs=${2:-2} out=bench/out
 mkdir -p "$out"
 go build -o "$out/privsync-bench" ./cmd/privsync
@@ -23,9 +24,9 @@ for r in $(seq "$runs"); do
 		rm -f "$out/parquet-none.db"*
 		/usr/bin/time -v "$out/privsync-bench" plan --config testdata/demo.toml --ledger "$out/parquet-none.db" \
 			--format json --quiet "$in" >/dev/null 2>"$out/time.log" || { cat "$out/time.log" >&2; exit 1; }
-		wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s}' "$out/time.log")
-		rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$out/time.log")
-		cpu=$(awk -F': ' '/(User|System) time \(seconds\)/ {s += $2} END {print s}' "$out/time.log")
+		wall=$(wall_seconds "$out/time.log")
+		rss=$(peak_rss_mib "$out/time.log")
+		cpu=$(cpu_seconds "$out/time.log")
 		printf '%-8s %4s %9.2f %9.2f %13s\n' "${in##*.}" "$r" "$wall" "$cpu" "$rss"
 	done
 done

@@ -22,6 +22,7 @@
 #        ~/.cache/privsync-bench/duckdb; installed there when missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/timelog.sh
 
 sizes=("$@")
 [ ${#sizes[@]} -gt 0 ] || read -r -a sizes <<<"${SIZES:-1000000 10000000}"
@@ -70,8 +71,8 @@ measure() {
 		exit 1
 	}
 	local wall rss ops
-	wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s}' "$tlog")
-	rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$tlog")
+	wall=$(wall_seconds "$tlog")
+	rss=$(peak_rss_mib "$tlog")
 	ops=$(awk -F': ' '/"operations"/ {f = 1; next} f && /^  }/ {f = 0} f && /: [0-9]+/ {s += $2 + 0} END {print s + 0}' "$json")
 	printf '%-6s %-26s %10.2f %9s %12.0f %11s\n' "$(name "$rows")" "$label" "$wall" "$ops" "$(awk -v r="$rows" -v w="$wall" 'BEGIN {print r / w}')" "$rss" | tee -a "$results"
 }
@@ -86,8 +87,8 @@ duckdb() {
 		exit 1
 	}
 	local wall rss ops
-	wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {n = split($2, p, ":"); s = 0; for (i = 1; i <= n; i++) s = s * 60 + p[i]; print s}' "$tlog")
-	rss=$(awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 1024}' "$tlog")
+	wall=$(wall_seconds "$tlog")
+	rss=$(peak_rss_mib "$tlog")
 	ops=$(sed 's/.*"changed":\([0-9]*\).*/\1/' "$json")
 	printf '%-6s %-26s %10.2f %9s %12.0f %11s\n' "$(name "$rows")" "$label" "$wall" "$ops" "$(awk -v r="$rows" -v w="$wall" 'BEGIN {print r / w}')" "$rss" | tee -a "$results"
 }

@@ -238,6 +238,7 @@ type planWriter struct {
 	// subjects and items are the arguments of the rows not written yet
 	// (subjectCols and itemCols per row), written planRows at a time.
 	subjects, items []any
+	texts           map[[2]int]string // (columns, rows) -> INSERT text
 }
 
 // The plan's statements run through the connection's statement cache (see
@@ -274,7 +275,7 @@ func valuesSQL(n, cols int) string {
 }
 
 func newPlanWriter(ctx context.Context, d *DB, tx *sql.Tx, runID string) (*planWriter, error) {
-	w := &planWriter{d: d, tx: tx, runID: runID, now: rfc3339(d.Now()), batches: map[int]int64{},
+	w := &planWriter{d: d, tx: tx, runID: runID, now: rfc3339(d.Now()), batches: map[int]int64{}, texts: map[[2]int]string{},
 		subjects: make([]any, 0, planRows*planSubjectCols), items: make([]any, 0, planRows*planItemCols)}
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(run_seq), 0) FROM events WHERE run_id = ?`, runID).Scan(&w.seq); err != nil {
 		return nil, fmt.Errorf("reading the run's last event: %w", err)
@@ -302,7 +303,12 @@ func (w *planWriter) write(ctx context.Context, args *[]any, cols int, sqlOf fun
 	a := *args
 	for n := planRows; len(a) > 0; n /= 2 {
 		for len(a) >= n*cols {
-			if _, err := w.tx.ExecContext(ctx, sqlOf(n), a[:n*cols]...); err != nil {
+			q, ok := w.texts[[2]int{cols, n}]
+			if !ok { // built once per plan, not once per INSERT
+				q = sqlOf(n)
+				w.texts[[2]int{cols, n}] = q
+			}
+			if _, err := w.tx.ExecContext(ctx, q, a[:n*cols]...); err != nil {
 				return err
 			}
 			a = a[n*cols:]
