@@ -99,9 +99,10 @@ const eventPage = 4096
 
 // eachEvent calls fn for the events q selects, a page at a time: q takes
 // arg, the position after which the page starts (pos of the last event
-// read; after for the first page), and a LIMIT. A page is read whole
-// before fn sees it, as fn may use the ledger's one connection; so a run of
-// ten million events never sits in memory at once.
+// read; after for the first page), and a LIMIT. Only committed events are
+// read (see reader). A page is read whole before fn sees it, as fn may use
+// the ledger's connection; so a run of ten million events never sits in
+// memory at once.
 func (d *DB) eachEvent(ctx context.Context, fn func(*Event) error, after int64, pos func(*Event) int64, q string, arg any) error {
 	page := make([]*Event, 0, eventPage)
 	for {
@@ -109,7 +110,7 @@ func (d *DB) eachEvent(ctx context.Context, fn func(*Event) error, after int64, 
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rows, err := d.query(ctx, d.db, q, arg, after, eventPage)
+		rows, err := d.query(ctx, d.reader(), q, arg, after, eventPage)
 		if err != nil {
 			return fmt.Errorf("reading audit events: %w", err)
 		}

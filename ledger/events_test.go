@@ -109,3 +109,49 @@ func TestSettledFoldedWhenRunFinishes(t *testing.T) {
 		t.Fatal("the fingerprint is not in the set after FinishRun")
 	}
 }
+
+// The report follower reads a run's events on a connection of its own:
+// while a plan is being written (its transaction open on the writing
+// connection), the events committed before it are read at once, and none
+// of the open transaction's.
+func TestEventsReadBesideAnOpenWrite(t *testing.T) {
+	ctx := context.Background()
+	db := MustOpenDB(t)
+	reject := func(s planner.Sink, i int) error {
+		return s.Reject(ctx, &privsync.RowError{Vendor: "sfmc", SubjectID: fmt.Sprintf("s%d", i), Line: int64(i + 2), Reason: "bad"}, uint64(i+1))
+	}
+	mustWrite(t, db, "r1", func(ctx context.Context, s planner.Sink) error { return reject(s, 0) })
+
+	inside, release := make(chan struct{}), make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- db.WritePlan(ctx, "r1", func(_ planner.Ledger, s planner.Sink) error {
+			if err := reject(s, 1); err != nil {
+				return err
+			}
+			close(inside)
+			<-release
+			return nil
+		})
+	}()
+	<-inside
+	var read []int64
+	err := db.Events(ctx, "r1", 0, func(e *ledger.Event) error { read = append(read, e.Seq); return nil })
+	close(release)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(read, []int64{1}) {
+		t.Fatalf("read events %v beside the open write, want the committed one only: [1]", read)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	read = read[:0]
+	if err := db.Events(ctx, "r1", 0, func(e *ledger.Event) error { read = append(read, e.Seq); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(read, []int64{1, 2}) {
+		t.Fatalf("read events %v after the commit, want [1 2]", read)
+	}
+}
