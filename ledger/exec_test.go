@@ -25,7 +25,7 @@ func (rs rows) Read(ctx context.Context, h planner.RowHandler) error {
 var sfmcOnly = map[string]privsync.Kind{"sfmc": privsync.KindSFMC}
 
 // mustPlan plans rs in a new run as of now and returns the plan's figures.
-func mustPlan(t *testing.T, db *ledger.DB, runID string, now time.Time, rs ...privsync.Row) *planner.Stats {
+func mustPlan(t testing.TB, db *ledger.DB, runID string, now time.Time, rs ...privsync.Row) *planner.Stats {
 	t.Helper()
 	mustStartRun(t, db, runID)
 	var stats *planner.Stats
@@ -42,7 +42,7 @@ func mustPlan(t *testing.T, db *ledger.DB, runID string, now time.Time, rs ...pr
 }
 
 // mustOpenBatches returns sfmc's open batches with their items read.
-func mustOpenBatches(t *testing.T, db *ledger.DB) []*ledger.Batch {
+func mustOpenBatches(t testing.TB, db *ledger.DB) []*ledger.Batch {
 	t.Helper()
 	ctx := context.Background()
 	bs, err := db.OpenBatches(ctx, "sfmc")
@@ -58,7 +58,7 @@ func mustOpenBatches(t *testing.T, db *ledger.DB) []*ledger.Batch {
 }
 
 // mustSubmit returns the vendor's open batches, submitted.
-func mustSubmit(t *testing.T, db *ledger.DB) []*ledger.Batch {
+func mustSubmit(t testing.TB, db *ledger.DB) []*ledger.Batch {
 	t.Helper()
 	ctx := context.Background()
 	bs := mustOpenBatches(t, db)
