@@ -6,6 +6,8 @@
 # Cases:
 #   (1) N rows (default 1M), half SFMC (restrictions, a tenth each delete and
 #       suppress), half Bloomreach anonymizations, into an empty ledger;
+#   (1r) with RANDOM_IDS=1, the same with subject ids in no order (as UUIDs
+#       and hashed e-mails are; case (1)'s ids begin with the row number);
 #   (2) BATCH_USERS (default 5,000) Batch.com removals, one user per request,
 #       into another empty ledger.
 # For each it prints the wall time, items/s per vendor (final items in the
@@ -17,6 +19,7 @@
 # Usage: bench/backfill.sh [N]            e.g. bench/backfill.sh 10000000
 # Env:   KEEP=1            reuse generated inputs
 #        BATCH_USERS=N     size of case (2); 0 skips it
+#        RANDOM_IDS=1      add case (1r)
 #        PROFILE=1         write CPU profiles of privsync to bench/out/backfill-*.pprof
 #        PORT=18080        vendorsim's port
 #        PRIVSYNC_BIN=path measure this privsync binary (e.g. one built from
@@ -185,6 +188,14 @@ if [ -z "${KEEP:-}" ] || [ ! -s "$input" ]; then
 	"$out/gen-bench" rows -backfill -n "$n" -vendors sfmc,bloomreach -o "$input"
 fi
 measure "(1) sfmc+bloomreach backfill" "$n" "$input"
+if [ -n "${RANDOM_IDS:-}" ]; then
+	rinput="$out/backfill-$s-random.csv"
+	if [ -z "${KEEP:-}" ] || [ ! -s "$rinput" ]; then
+		echo "generating $n backfill rows with random ids into $rinput" >&2
+		"$out/gen-bench" rows -backfill -random-ids -n "$n" -vendors sfmc,bloomreach -o "$rinput"
+	fi
+	measure "(1r) the same, random ids" "$n" "$rinput"
+fi
 
 # The same file through sqlite3's CSV import into an empty database.
 ref="$out/backfill-import.db"

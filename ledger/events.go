@@ -88,7 +88,9 @@ func (d *DB) Events(ctx context.Context, runID string, after int64, fn func(*Eve
 const sqlRunEvents = `SELECT ` + eventCols + ` FROM events WHERE run_id = ? AND run_seq > ? ORDER BY run_seq LIMIT ?`
 
 // SubjectEvents calls fn for every event about a subject id, across runs
-// and vendors, oldest first (what a regulator asks about one person).
+// and vendors, oldest first (what a regulator asks about one person). It
+// reads the whole log: an index of events by subject made every outcome
+// rewrite a scattered page of it (see migration 002).
 func (d *DB) SubjectEvents(ctx context.Context, subjectID string, fn func(*Event) error) error {
 	return d.eachEvent(ctx, fn, 0, func(e *Event) int64 { return e.pos },
 		`SELECT `+eventCols+` FROM events WHERE subject_id = ? AND seq > ? ORDER BY seq LIMIT ?`, subjectID)

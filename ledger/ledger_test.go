@@ -133,7 +133,8 @@ func TestSchemaVersionMismatch(t *testing.T) {
 			t.Fatalf("Open of a ledger from a newer privsync: %v, want an error", err)
 		}
 		// The failed Open released its lock.
-		setUserVersion(t, path, 1)
+		files, _ := filepath.Glob("migrations/*.sql")
+		setUserVersion(t, path, len(files))
 		mustOpenAt(t, path).Close()
 	})
 	t.Run("read-only on an old ledger", func(t *testing.T) {
@@ -448,5 +449,63 @@ func TestRunsOrderWithinASecond(t *testing.T) {
 	}
 	if u, _ := db.UnfinishedRun(ctx); u == nil || u.ID != "run3" {
 		t.Fatalf("the latest unfinished run is %v, want run3", u)
+	}
+}
+
+// A ledger written by the first schema keeps every subject through
+// migration 002 (subjects in plan order), and its states are found by key.
+func TestMigrationKeepsSubjects(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "l.db")
+	init, err := os.ReadFile("migrations/001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(string(init) + `;
+		INSERT INTO subjects(vendor, id_type, subject_id, restrictions, erasure, erased_at, updated_at, access_request, in_flight, settled, failures, retry_at)
+		VALUES ('sfmc', '', 'b', 3, 0, NULL, 100, '', 0, 77, 0, NULL), ('batch', 'custom_id', 'a', 0, 2, 5, 200, 'T-1', 9, 0, 2, 300);
+		PRAGMA user_version = 1`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	db := mustOpenAt(t, path)
+	defer db.Close()
+	got, err := db.Reader().Lookup(ctx, []privsync.Key{{Vendor: "batch", IDType: "custom_id", SubjectID: "a"}, {Vendor: "sfmc", SubjectID: "b"}, {Vendor: "sfmc", SubjectID: "c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type fields struct {
+		known              bool
+		restr              privsync.Restrictions
+		erasure            planner.Erasure
+		erased, upd, retry int64
+		access             string
+		inFlight, settled  uint64
+	}
+	of := func(s planner.State) fields {
+		ns := func(t time.Time) int64 {
+			if t.IsZero() {
+				return 0
+			}
+			return t.UnixNano()
+		}
+		return fields{s.Known, s.Restrictions, s.Erasure, ns(s.ErasedAt), ns(s.UpdatedAt), ns(s.RetryAt), s.AccessRequest, s.InFlight, s.Settled}
+	}
+	want := []fields{
+		{known: true, erasure: 2, erased: 5, upd: 200, retry: 300, access: "T-1", inFlight: 9},
+		{known: true, restr: 3, upd: 100, settled: 77},
+		{},
+	}
+	for i := range want {
+		if of(got[i]) != want[i] {
+			t.Errorf("subject %d after migration: %+v, want %+v", i, of(got[i]), want[i])
+		}
+	}
+	if n := rawQuery(t, path, "SELECT count(*) FROM sqlite_master WHERE name = 'subjects_key'"); n != 1 {
+		t.Fatalf("the subjects' key index is missing")
 	}
 }

@@ -255,10 +255,12 @@ func (r reader) Lookup(ctx context.Context, keys []privsync.Key) ([]planner.Stat
 // Restricted calls fn for every subject of the vendors holding restrictions.
 func (r reader) Restricted(ctx context.Context, vendors []string, fn func(privsync.Key, planner.State) error) error {
 	for _, v := range vendors {
-		// Collect first: fn may write through the same connection.
+		// Collect first: fn may write through the same connection. The
+		// table is read through (+vendor keeps SQLite off the key index:
+		// a row fetched per index entry is ten times slower).
 		var keys []privsync.Key
 		var states []planner.State
-		rows, err := r.q.QueryContext(ctx, `SELECT `+subjectCols+` FROM subjects WHERE vendor = ? AND restrictions <> 0`, v)
+		rows, err := r.q.QueryContext(ctx, `SELECT `+subjectCols+` FROM subjects WHERE +vendor = ? AND restrictions <> 0`, v)
 		if err != nil {
 			return err
 		}

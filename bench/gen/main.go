@@ -2,7 +2,7 @@
 // tests, and converts CSV inputs into Parquet twins. Its output is
 // deterministic for a given -seed.
 //
-//	gen rows -n N -o FILE.csv|FILE.parquet [-vendors sfmc,batch-ios,bloomreach] [-seed S] [-backfill]
+//	gen rows -n N -o FILE.csv|FILE.parquet [-vendors sfmc,batch-ios,bloomreach] [-seed S] [-backfill] [-random-ids]
 //	gen rows -o FILE.csv -base BASE.csv -changed-pct P [-seed S]   # BASE with P% of rows changed
 //	gen convert -in X.csv -out Y.parquet [-compression snappy|gzip|zstd[,...]] [-row-group N] [-page-size BYTES]
 //	            [-list-restrictions] [-timestamp micros|millis|int96] [-plain]
@@ -75,6 +75,7 @@ func rows(args []string) error {
 	base := fs.String("base", "", "copy this CSV with -changed-pct percent of its rows changed")
 	pct := fs.Float64("changed-pct", 1, "percentage of rows changed with -base")
 	backfill := fs.Bool("backfill", false, "every row asks for an operation (restrictions or erasures; see gendata.RowsOptions)")
+	randomIDs := fs.Bool("random-ids", false, "subject ids in no order (as UUIDs and hashed e-mails), not beginning with the row number")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -102,7 +103,7 @@ func rows(args []string) error {
 			fmt.Fprintf(os.Stderr, "gen: %d rows changed\n", changed)
 			return err
 		}
-		return gendata.WriteRows(w, gendata.RowsOptions{N: *n, Vendors: vs, Seed: *seed, Backfill: *backfill})
+		return gendata.WriteRows(w, gendata.RowsOptions{N: *n, Vendors: vs, Seed: *seed, Backfill: *backfill, RandomIDs: *randomIDs})
 	}); err != nil {
 		return err
 	}

@@ -78,6 +78,11 @@ type RowsOptions struct {
 	// sent: SFMC restrictions (a tenth each delete and suppress), Bloomreach
 	// anonymizations, Batch.com removals; no access requests.
 	Backfill bool
+	// RandomIDs makes subject ids sort in no useful order, as UUIDs and
+	// hashed e-mails do, where by default an id begins with its row
+	// number, so ids sort nearly as the rows come (which flatters a
+	// ledger keyed by id).
+	RandomIDs bool
 }
 
 var (
@@ -99,7 +104,11 @@ func WriteRows(w io.Writer, o RowsOptions) error {
 	var b []byte
 	for i := range o.N {
 		v := vendors[i%len(vendors)]
-		b = appendRow(b[:0], rng, i, v, o.Backfill)
+		id := i
+		if o.RandomIDs {
+			id = scramble(i)
+		}
+		b = appendRow(b[:0], rng, i, id, v, o.Backfill)
 		if _, err := bw.Write(b); err != nil {
 			return err
 		}
@@ -107,29 +116,33 @@ func WriteRows(w io.Writer, o RowsOptions) error {
 	return bw.Flush()
 }
 
-// appendRow appends the CSV line of subject i at vendor v.
-func appendRow(b []byte, rng *rand.Rand, i int, v Vendor, backfill bool) []byte {
+// scramble maps row numbers one to one onto numbers in no order (below
+// 2^32, a multiplicative hash with an odd factor is a bijection).
+func scramble(i int) int { return int(uint32(i) * 2654435761) }
+
+// appendRow appends the CSV line of row i, subject number id, at vendor v.
+func appendRow(b []byte, rng *rand.Rand, i, id int, v Vendor, backfill bool) []byte {
 	b = append(b, v.Name...)
 	b = append(b, ',')
 	switch v.Kind {
 	case privsync.KindSFMC:
-		b = fmt.Appendf(b, "%08x-%04x-4%03x-8%03x-%012x,", uint32(i), rng.Uint32()&0xffff, rng.Uint32()&0xfff, rng.Uint32()&0xfff, uint64(i)*2654435761&0xffffffffffff)
+		b = fmt.Appendf(b, "%08x-%04x-4%03x-8%03x-%012x,", uint32(id), rng.Uint32()&0xffff, rng.Uint32()&0xfff, rng.Uint32()&0xfff, uint64(i)*2654435761&0xffffffffffff)
 	case privsync.KindBatch:
 		t := batchIDTypes[rng.IntN(len(batchIDTypes))]
 		switch t {
 		case "custom_id":
-			b = fmt.Appendf(b, "user-%d,", i)
+			b = fmt.Appendf(b, "user-%d,", id)
 		case "advertising_id":
-			b = fmt.Appendf(b, "%08X-%04X-4%03X-A%03X-%012X,", uint32(i), rng.Uint32()&0xffff, rng.Uint32()&0xfff, rng.Uint32()&0xfff, rng.Uint64()&0xffffffffffff)
+			b = fmt.Appendf(b, "%08X-%04X-4%03X-A%03X-%012X,", uint32(id), rng.Uint32()&0xffff, rng.Uint32()&0xfff, rng.Uint32()&0xfff, rng.Uint64()&0xffffffffffff)
 		default:
 			b = fmt.Appendf(b, "inst%016x,", uint64(i)*0x9e3779b97f4a7c15)
 		}
 		b = append(b, t...)
 	case privsync.KindBloomreach:
 		if rng.IntN(4) == 0 {
-			b = fmt.Appendf(b, "%08x%016x,internal_id", uint32(i), rng.Uint64())
+			b = fmt.Appendf(b, "%08x%016x,internal_id", uint32(id), rng.Uint64())
 		} else {
-			b = fmt.Appendf(b, "user%d@example.com,registered", i)
+			b = fmt.Appendf(b, "user%d@example.com,registered", id)
 		}
 	}
 	b = append(b, ',')

@@ -64,3 +64,38 @@ func TestParseVendors(t *testing.T) {
 		t.Error("unknown kind accepted")
 	}
 }
+
+// With RandomIDs, each vendor's subject ids are still distinct but no
+// longer come in sorted order (by default they nearly do: an id begins
+// with its row number).
+func TestRandomIDs(t *testing.T) {
+	sortedRuns := func(o gendata.RowsOptions) (int, int) {
+		recs, err := csv.NewReader(bytes.NewReader(rows(t, o))).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen, ordered, last := map[string]bool{}, 0, ""
+		for _, r := range recs[1:] {
+			if r[0] != "sfmc" {
+				continue
+			}
+			if seen[r[1]] {
+				t.Fatalf("subject %s generated twice", r[1])
+			}
+			seen[r[1]] = true
+			if r[1] > last {
+				ordered++
+			}
+			last = r[1]
+		}
+		return ordered, len(seen)
+	}
+	o := gendata.RowsOptions{N: 3000, Vendors: []gendata.Vendor{gendata.DefaultVendors[0]}, Backfill: true}
+	if in, n := sortedRuns(o); in != n {
+		t.Fatalf("default ids: %d of %d in order, want all", in, n)
+	}
+	o.RandomIDs = true
+	if in, n := sortedRuns(o); n != 3000 || in > n*3/4 {
+		t.Fatalf("random ids: %d distinct, %d in order, want 3000 and about half in order", n, in)
+	}
+}
