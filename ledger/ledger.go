@@ -136,7 +136,7 @@ func OpenWith(ctx context.Context, path string, o Options) (*DB, error) {
 		return nil, err
 	}
 	if mode == modeDurable {
-		r, err := open(ctx, path, modeReadOnly)
+		r, err := open(ctx, path, modeFollower)
 		if err != nil {
 			d.Close()
 			return nil, err
@@ -232,6 +232,7 @@ const (
 	modeDurable  = iota // WAL, fsync at every commit
 	modeReadOnly        // beside a writer
 	modeVolatile        // Options.Volatile
+	modeFollower        // read-only beside this process's writer (DB.rdb)
 )
 
 func open(ctx context.Context, path string, mode int) (*DB, error) {
@@ -246,6 +247,10 @@ func open(ctx context.Context, path string, mode int) (*DB, error) {
 	switch mode {
 	case modeReadOnly:
 		dsn = uri + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=cache_size(-65536)"
+	case modeFollower:
+		// It reads each event once, in order, just after it was written:
+		// a small cache serves it as well as a large one.
+		dsn = uri + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=cache_size(-4096)"
 	case modeVolatile:
 		dsn = uri + "?vfs=memdb&_pragma=busy_timeout(10000)&_pragma=journal_mode(MEMORY)&_pragma=synchronous(OFF)&_txlock=immediate"
 	}
