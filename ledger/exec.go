@@ -407,8 +407,8 @@ const (
 		settled = CASE WHEN i.last THEN i.fp ELSE subjects.settled END,
 		failures = CASE WHEN i.last THEN 0 ELSE subjects.failures END,
 		retry_at = CASE WHEN i.last THEN NULL ELSE subjects.retry_at END
-		FROM (SELECT vendor, id_type, subject_id, restrictions, access_request, fp, last FROM items WHERE id IN (SELECT value FROM json_each(?1))) AS i
-		WHERE subjects.vendor = i.vendor AND subjects.id_type = i.id_type AND subjects.subject_id = i.subject_id`
+		FROM (SELECT subject, restrictions, access_request, fp, last FROM items WHERE id IN (SELECT value FROM json_each(?1))) AS i
+		WHERE subjects.id = i.subject`
 	// sqlSetFailed is sqlSubjectFailed and sqlSubjectRetryAt for many
 	// items: the back-off of failureBackoff (the SET expressions see the
 	// failures before this one: hour << min(new-1, 8), at most ?4), from
@@ -417,8 +417,8 @@ const (
 		retry_at = ?2 + MIN(?5 << MIN(subjects.failures, 8), ?4),
 		restrictions = CASE WHEN ?3 = 1 THEN subjects.restrictions | ?6 ELSE subjects.restrictions END,
 		erasure = CASE WHEN ?3 = 2 AND subjects.erasure IN (?7, ?8) THEN ?9 ELSE subjects.erasure END
-		FROM (SELECT vendor, id_type, subject_id FROM items WHERE id IN (SELECT value FROM json_each(?1))) AS i
-		WHERE subjects.vendor = i.vendor AND subjects.id_type = i.id_type AND subjects.subject_id = i.subject_id`
+		FROM (SELECT subject FROM items WHERE id IN (SELECT value FROM json_each(?1))) AS i
+		WHERE subjects.id = i.subject`
 )
 
 // sqlSetEvents appends the events of a run of like outcomes in item order,

@@ -453,7 +453,8 @@ func TestRunsOrderWithinASecond(t *testing.T) {
 }
 
 // A ledger written by the first schema keeps every subject through
-// migration 002 (subjects in plan order), and its states are found by key.
+// migration 002 (subjects in plan order), its states are found by key, and
+// its pending items name their subjects' rows.
 func TestMigrationKeepsSubjects(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "l.db")
@@ -468,6 +469,8 @@ func TestMigrationKeepsSubjects(t *testing.T) {
 	if _, err := raw.Exec(string(init) + `;
 		INSERT INTO subjects(vendor, id_type, subject_id, restrictions, erasure, erased_at, updated_at, access_request, in_flight, settled, failures, retry_at)
 		VALUES ('sfmc', '', 'b', 3, 0, NULL, 100, '', 0, 77, 0, NULL), ('batch', 'custom_id', 'a', 0, 2, 5, 200, 'T-1', 9, 0, 2, 300);
+		INSERT INTO items(batch_id, run_id, vendor, id_type, subject_id, operation, fp, last, outcome)
+		VALUES (1, 'r', 'batch', 'custom_id', 'a', 'remove', 9, 1, 'pending'), (1, 'r', 'sfmc', '', 'b', 'restrict', 8, 1, 'completed');
 		PRAGMA user_version = 1`); err != nil {
 		t.Fatal(err)
 	}
@@ -504,6 +507,11 @@ func TestMigrationKeepsSubjects(t *testing.T) {
 		if of(got[i]) != want[i] {
 			t.Errorf("subject %d after migration: %+v, want %+v", i, of(got[i]), want[i])
 		}
+	}
+	// A pending item names its subject's row, to be resolved by it.
+	if n := rawQuery(t, path, `SELECT count(*) FROM items i JOIN subjects s ON s.id = i.subject
+		WHERE i.outcome = 'pending' AND s.subject_id = 'a' AND s.vendor = 'batch'`); n != 1 {
+		t.Fatalf("the pending item does not name its subject's row after migration")
 	}
 	if n := rawQuery(t, path, "SELECT count(*) FROM sqlite_master WHERE name = 'subjects_key'"); n != 1 {
 		t.Fatalf("the subjects' key index is missing")

@@ -260,7 +260,8 @@ type planWriter struct {
 	// buf holds the arguments of the rows not handed to the writing
 	// goroutine yet, written planRows at a time.
 	buf   *planBuf
-	texts map[[2]int]string // (columns, rows) -> INSERT text; the writing goroutine's
+	texts map[[2]int]string      // (columns, rows) -> INSERT text; the writing goroutine's
+	ids   map[privsync.Key]int64 // subjects.id of the subjects written by a flush; the writing goroutine's
 }
 
 // planBuf is the arguments of subjects and items to write (planSubjectCols
@@ -281,7 +282,8 @@ var _ planner.Sink = (*planWriter)(nil)
 
 const (
 	planSubjectCols = 7
-	planItemCols    = 10
+	planItemCols    = 11
+	itemSubjectCol  = 10 // the item's subjects.id, set by the writing goroutine
 )
 
 // upsertSubjectsSQL records n subjects of a plan: their desired state's
@@ -290,11 +292,12 @@ func upsertSubjectsSQL(n int) string {
 	return `INSERT INTO subjects(vendor, id_type, subject_id, updated_at, access_request, in_flight, settled) VALUES ` + valuesSQL(n, planSubjectCols) + `
 		ON CONFLICT (vendor, id_type, subject_id) DO UPDATE SET updated_at = excluded.updated_at,
 		access_request = CASE WHEN excluded.access_request <> '' THEN excluded.access_request ELSE access_request END,
-		in_flight = excluded.in_flight, settled = excluded.settled`
+		in_flight = excluded.in_flight, settled = excluded.settled
+		RETURNING id, vendor, id_type, subject_id`
 }
 
 func insertItemsSQL(n int) string {
-	return `INSERT INTO items(batch_id, run_id, vendor, id_type, subject_id, operation, restrictions, access_request, fp, last) VALUES ` +
+	return `INSERT INTO items(batch_id, run_id, vendor, id_type, subject_id, operation, restrictions, access_request, fp, last, subject) VALUES ` +
 		valuesSQL(n, planItemCols)
 }
 
@@ -305,7 +308,7 @@ func valuesSQL(n, cols int) string {
 }
 
 func newPlanWriter(ctx context.Context, d *DB, tx *sql.Tx, runID string) (*planWriter, error) {
-	w := &planWriter{d: d, tx: tx, runID: runID, now: rfc3339(d.Now()), batches: map[int]int64{}, texts: map[[2]int]string{},
+	w := &planWriter{d: d, tx: tx, runID: runID, now: rfc3339(d.Now()), batches: map[int]int64{}, texts: map[[2]int]string{}, ids: map[privsync.Key]int64{},
 		free: make(chan *planBuf, planBuffers)}
 	for range planBuffers {
 		w.free <- &planBuf{subjects: make([]any, 0, planRows*planSubjectCols), items: make([]any, 0, planRows*planItemCols)}
@@ -330,10 +333,19 @@ func (w *planWriter) flush(ctx context.Context) error {
 	b := w.buf
 	err := w.behind.do(func() error {
 		defer func() { w.free <- b }()
-		if err := w.write(ctx, &b.subjects, planSubjectCols, upsertSubjectsSQL); err != nil {
+		if err := w.write(ctx, &b.subjects, planSubjectCols, upsertSubjectsSQL, w.subjectIDs); err != nil {
 			return fmt.Errorf("recording the plan's subjects: %w", err)
 		}
-		if err := w.write(ctx, &b.items, planItemCols, insertItemsSQL); err != nil {
+		for i := itemSubjectCol; i < len(b.items); i += planItemCols {
+			k := privsync.Key{Vendor: b.items[i-8].(string), IDType: b.items[i-7].(string), SubjectID: b.items[i-6].(string)}
+			id, ok := w.ids[k]
+			if !ok {
+				return fmt.Errorf("recording the plan's items: subject %s of %s was not written", k.SubjectID, k.Vendor)
+			}
+			b.items[i] = id
+		}
+		clear(w.ids)
+		if err := w.write(ctx, &b.items, planItemCols, insertItemsSQL, nil); err != nil {
 			return fmt.Errorf("recording the plan's items: %w", err)
 		}
 		return nil
@@ -354,11 +366,25 @@ func (w *planWriter) sync(ctx context.Context) error {
 	return w.behind.wait()
 }
 
+// subjectIDs reads what the subjects' upsert returns: each one's id.
+func (w *planWriter) subjectIDs(rows *sql.Rows) error {
+	var id int64
+	var k privsync.Key
+	for rows.Next() {
+		if err := rows.Scan(&id, &k.Vendor, &k.IDType, &k.SubjectID); err != nil {
+			return err
+		}
+		w.ids[k] = id
+	}
+	return rows.Err()
+}
+
 // write runs the rows of args (cols arguments each) planRows at a time,
 // and what is left in statements of a power of two rows: a statement per
 // leftover count would fill the connection's statement cache with
-// hundreds of texts used once.
-func (w *planWriter) write(ctx context.Context, args *[]any, cols int, sqlOf func(int) string) error {
+// hundreds of texts used once. A statement that returns rows hands them
+// to returned.
+func (w *planWriter) write(ctx context.Context, args *[]any, cols int, sqlOf func(int) string, returned func(*sql.Rows) error) error {
 	a := *args
 	for n := planRows; len(a) > 0; n /= 2 {
 		for len(a) >= n*cols {
@@ -367,8 +393,20 @@ func (w *planWriter) write(ctx context.Context, args *[]any, cols int, sqlOf fun
 				q = sqlOf(n)
 				w.texts[[2]int{cols, n}] = q
 			}
-			if _, err := w.tx.ExecContext(ctx, q, a[:n*cols]...); err != nil {
-				return err
+			if returned == nil {
+				if _, err := w.tx.ExecContext(ctx, q, a[:n*cols]...); err != nil {
+					return err
+				}
+			} else {
+				rows, err := w.tx.QueryContext(ctx, q, a[:n*cols]...)
+				if err != nil {
+					return err
+				}
+				err = returned(rows)
+				rows.Close()
+				if err != nil {
+					return err
+				}
 			}
 			a = a[n*cols:]
 		}
@@ -450,7 +488,7 @@ func (w *planWriter) Entry(ctx context.Context, e *planner.Entry) error {
 			ar = e.AccessRequest
 		}
 		w.buf.items = append(w.buf.items, w.batches[e.Batches[i]], w.runID, e.Key.Vendor, e.Key.IDType, e.Key.SubjectID,
-			string(op.Op), int(op.Restrictions), ar, int64(e.FP), last)
+			string(op.Op), int(op.Restrictions), ar, int64(e.FP), last, nil)
 	}
 	if len(w.buf.subjects) >= planRows*planSubjectCols || len(w.buf.items) >= planRows*planItemCols {
 		return w.flush(ctx)

@@ -9,10 +9,14 @@
 -- A new subject's row is now appended, and a batch's subjects were planned
 -- together, so its outcomes rewrite a few neighbouring pages; the key index
 -- is only read when they are resolved (the key does not change).
+-- An item names its subject's row (items.subject), so resolving it reads
+-- no index at all: the rows of a batch's subjects are found by number, and
+-- the id column keeps those numbers through a VACUUM.
 -- The events' index on subject_id was rewritten in scattered places the
 -- same way, for one rare query (every event about one person), which now
 -- reads the log through.
 CREATE TABLE subjects_by_plan (
+  id             INTEGER PRIMARY KEY,
   vendor         TEXT NOT NULL,
   id_type        TEXT NOT NULL,
   subject_id     TEXT NOT NULL,
@@ -33,4 +37,8 @@ INSERT INTO subjects_by_plan (vendor, id_type, subject_id, restrictions, erasure
 DROP TABLE subjects;
 ALTER TABLE subjects_by_plan RENAME TO subjects;
 CREATE UNIQUE INDEX subjects_key ON subjects(vendor, id_type, subject_id);
+ALTER TABLE items ADD COLUMN subject INTEGER; -- subjects.id; set for every item still pending
+UPDATE items SET subject = (SELECT s.id FROM subjects s
+  WHERE s.vendor = items.vendor AND s.id_type = items.id_type AND s.subject_id = items.subject_id)
+  WHERE outcome = 'pending';
 DROP INDEX events_subject;
