@@ -21,6 +21,9 @@
 #        BATCH_USERS=N     size of case (2); 0 skips it
 #        RANDOM_IDS=1      add case (1r)
 #        PROFILE=1         write CPU profiles of privsync to bench/out/backfill-*.pprof
+#        MEMPROFILE=1      write heap profiles of privsync to bench/out/backfill-*.heap
+#                          (at the end; .heap.peak near the peak RSS) and its
+#                          memory a second to backfill-*.heap.tsv
 #        PORT=18080        vendorsim's port
 #        PRIVSYNC_BIN=path measure this privsync binary (e.g. one built from
 #                          an earlier commit) instead of building it
@@ -137,6 +140,7 @@ measure() {
 	start_sim
 	local prof=()
 	[ -z "${PROFILE:-}" ] || prof=(env "PRIVSYNC_CPUPROFILE=$PWD/$out/backfill-$(name "$rows").pprof")
+	[ -z "${MEMPROFILE:-}" ] || prof+=(env "PRIVSYNC_MEMPROFILE=$PWD/$out/backfill-$(name "$rows").heap")
 	set +e
 	"${prof[@]}" /usr/bin/time -v "$bin" run --config "$cfg" --wait 30m --quiet --log-level warn "$input" \
 		2>"$tlog" >/dev/null

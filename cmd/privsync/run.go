@@ -48,7 +48,9 @@ func (m *Main) run(ctx context.Context, args []string) (err error) {
 	if err := m.planRun(ctx, &j); err != nil {
 		return err
 	}
+	logMemory(ctx, j.c.log, "plan")
 	res, err := m.execute(ctx, &j.c, j.db, j.vendors, j.run.ID, j.waitUntil(), j.rep)
+	logMemory(ctx, j.c.log, "execute")
 	if err != nil {
 		if ctx.Err() != nil {
 			j.rep.sync(context.WithoutCancel(ctx))
@@ -57,7 +59,9 @@ func (m *Main) run(ctx context.Context, args []string) (err error) {
 		return err
 	}
 	j.stopped = mergeStopped(j.stopped, res)
-	return m.finishRun(ctx, &j)
+	err = m.finishRun(ctx, &j)
+	logMemory(ctx, j.c.log, "finish")
+	return err
 }
 
 // job is one `privsync run` as its phases hand it on.
