@@ -69,8 +69,9 @@ type DB struct {
 	// settled holds the fingerprints of rows settled by committed
 	// transactions and not yet in fp_buckets; txSettled those of the
 	// transaction in progress. See foldSettled.
-	settled, txSettled []uint64
-	txFolded           bool // the transaction in progress folded settled
+	settled   fpLog
+	txSettled []uint64
+	txFolded  bool // the transaction in progress folded settled
 }
 
 type runSeq struct {
@@ -285,7 +286,7 @@ func fileURI(path string) (string, error) {
 
 // Close closes the ledger and releases its lock.
 func (d *DB) Close() error {
-	if len(d.settled) > 0 {
+	if d.settled.len() > 0 {
 		// Best effort: what is not folded is looked up by the next plan.
 		d.inTx(context.Background(), func(tx *sql.Tx) error { return d.foldSettled(context.Background(), tx, nil, nil) })
 	}
@@ -316,7 +317,7 @@ func (d *DB) Close() error {
 // statements. d must not be used afterwards, and nothing may be running on
 // it.
 func (d *DB) Reopen() *DB {
-	if len(d.settled) > 0 {
+	if d.settled.len() > 0 {
 		// Best effort, as in Close.
 		d.inTx(context.Background(), func(tx *sql.Tx) error { return d.foldSettled(context.Background(), tx, nil, nil) })
 	}
@@ -509,9 +510,9 @@ func (d *DB) runGroup(group []*txReq) {
 	}
 	if committed {
 		if d.txFolded {
-			d.settled = nil
+			d.settled = fpLog{}
 		}
-		d.settled = append(d.settled, d.txSettled...)
+		d.settled.add(d.txSettled)
 	}
 	if err != nil {
 		tx.Rollback() // a no-op once committed
@@ -525,18 +526,42 @@ func (d *DB) runGroup(group []*txReq) {
 // finishes or the ledger closes: the set only spares the planner lookups
 // (a row whose fingerprint it lacks is looked up, and the subject's
 // settled column says it is unchanged), so losing them in a crash costs
-// time, never a wrong decision.
+// time, never a wrong decision. add and remove are sets: fold reorders
+// them (as it does the settled chunks), and copies none of them.
 func (d *DB) foldSettled(ctx context.Context, tx *sql.Tx, add, remove []uint64) error {
-	if len(d.settled) > 0 {
-		add = append(slices.Clone(d.settled), add...)
-	}
-	if err := fold(ctx, tx, add, remove); err != nil {
+	if err := fold(ctx, tx, append(slices.Clone(d.settled.chunks), add), remove); err != nil {
 		return err
 	}
 	// Folded once this transaction commits; a rollback folds them again
 	// next time (they are settled either way).
 	d.txFolded = true
 	return nil
+}
+
+// fpLog is a list of fingerprints kept in chunks of fpChunk: a backfill
+// settles one per row, 80 MB for ten million, which a single slice copied
+// whole each time it grew (and its copy for the fold) held two and three
+// times over.
+type fpLog struct {
+	chunks [][]uint64
+	n      int
+}
+
+const fpChunk = 1 << 16
+
+func (l *fpLog) len() int { return l.n }
+
+func (l *fpLog) add(fps []uint64) {
+	l.n += len(fps)
+	for len(fps) > 0 {
+		if len(l.chunks) == 0 || len(l.chunks[len(l.chunks)-1]) == fpChunk {
+			l.chunks = append(l.chunks, make([]uint64, 0, fpChunk))
+		}
+		last := &l.chunks[len(l.chunks)-1]
+		k := min(len(fps), fpChunk-len(*last))
+		*last = append(*last, fps[:k]...)
+		fps = fps[k:]
+	}
 }
 
 func nanos(t time.Time) any {

@@ -109,28 +109,32 @@ func (d *DB) Compact(ctx context.Context) error {
 	return d.inTx(ctx, func(tx *sql.Tx) error { return d.foldSettled(ctx, tx, nil, nil) })
 }
 
-// fold applies the journal (fp_delta), then add and remove, to the buckets
-// they touch, and empties the journal. The journal goes first: its changes
-// came before.
-func fold(ctx context.Context, tx *sql.Tx, add, remove []uint64) error {
+// fold applies the journal (fp_delta), then the lists of adds and remove,
+// to the buckets, rewriting only the buckets they touch, one bucket at a
+// time: what it holds beyond its arguments is one bucket, so folding the
+// ten million fingerprints a backfill settles copies none of them. It
+// sorts each list in place (they are sets).
+func fold(ctx context.Context, tx *sql.Tx, adds [][]uint64, remove []uint64) error {
 	jAdd, jRemove, err := reader{tx, nil}.delta(ctx)
 	if err != nil {
 		return err
 	}
-	if len(jAdd)+len(jRemove)+len(add)+len(remove) == 0 {
-		return nil
-	}
-	touched := map[int]bool{}
-	for _, list := range [][]uint64{jAdd, jRemove, add, remove} {
-		for _, fp := range list {
-			touched[planner.Bucket(fp)] = true
+	// The journal first, then the rest: two stages of (adds, removes).
+	stages := [2][2][][]uint64{{{jAdd}, {jRemove}}, {adds, {remove}}}
+	var lists []*[]uint64 // every list, to find the next bucket touched
+	for _, st := range stages {
+		for _, side := range st {
+			for i := range side {
+				if len(side[i]) > 0 {
+					slices.Sort(side[i])
+					lists = append(lists, &side[i])
+				}
+			}
 		}
 	}
-	buckets := make([]int, 0, len(touched))
-	for b := range touched {
-		buckets = append(buckets, b)
+	if len(lists) == 0 {
+		return nil
 	}
-	slices.Sort(buckets)
 	// Up to 65,536 buckets are read and written: the statements are
 	// prepared once (parsing them per bucket was most of a fold's time),
 	// and run without a cancellation watcher each (see quick).
@@ -145,27 +149,49 @@ func fold(ctx context.Context, tx *sql.Tx, add, remove []uint64) error {
 		return err
 	}
 	defer put.Close()
-	var fps []uint64
-	for _, b := range buckets {
-		var blob []byte
-		err := get.QueryRowContext(ctx, b).Scan(&blob)
-		if err != nil && err != sql.ErrNoRows {
+	// take appends the fingerprints of bucket b at the head of each list
+	// of a side (sorted: in bucket order) to into, and moves the lists
+	// past them.
+	take := func(into []uint64, side [][]uint64, b int) []uint64 {
+		for i, l := range side {
+			n := 0
+			for n < len(l) && planner.Bucket(l[n]) == b {
+				n++
+			}
+			into = append(into, l[:n]...)
+			side[i] = l[n:]
+		}
+		return into
+	}
+	var fps, add, rem []uint64
+	var blob []byte
+	for {
+		b := -1
+		for _, l := range lists {
+			if len(*l) > 0 && (b < 0 || planner.Bucket((*l)[0]) < b) {
+				b = planner.Bucket((*l)[0])
+			}
+		}
+		if b < 0 {
+			break
+		}
+		blob = blob[:0]
+		if err := get.QueryRowContext(ctx, b).Scan(&blob); err != nil && err != sql.ErrNoRows {
 			return err
 		}
-		fps = appendBlob(fps, blob)
-	}
-	set := planner.NewFPSetSorted(fps)
-	set.Apply(jAdd, jRemove)
-	set.Apply(add, remove)
-	for _, b := range buckets {
-		fps := set.BucketOf(b)
+		set := planner.NewFPSetSorted(appendBlob(fps[:0], blob))
+		for _, st := range stages {
+			add, rem = take(add[:0], st[0], b), take(rem[:0], st[1], b)
+			set.Apply(add, rem)
+		}
+		fps = set.BucketOf(b)
 		if len(fps) == 0 {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM fp_buckets WHERE bucket = ?`, b); err != nil {
 				return err
 			}
 			continue
 		}
-		blob := make([]byte, 8*len(fps))
+		blob = slices.Grow(blob[:0], 8*len(fps))[:8*len(fps)]
 		for i, fp := range fps {
 			binary.LittleEndian.PutUint64(blob[i*8:], fp)
 		}

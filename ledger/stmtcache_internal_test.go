@@ -90,13 +90,13 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	old.SetCommitHook(func(commit func() error) error { return commit() })
-	old.settled = []uint64{1}
+	old.settled.add([]uint64{1})
 	d := old.Reopen()
 	defer d.Close()
 	if err := old.Close(); err != nil {
 		t.Fatalf("closing the reopened DB: %v", err)
 	}
-	if d.commitHook != nil || len(d.settled) != 0 {
+	if d.commitHook != nil || d.settled.len() != 0 {
 		t.Fatalf("the new process inherited the old one's hook or memory")
 	}
 	runs, err := d.Runs(ctx, 10)
