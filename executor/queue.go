@@ -34,6 +34,10 @@ func (h *taskHeap) Push(x any)   { *h = append(*h, x.(*task)) }
 func (h *taskHeap) Pop() any {
 	old := *h
 	t := old[len(old)-1]
+	// The slot past the end would keep the task, its batch and the batch's
+	// items reachable until a push reused it: a backfill queues all its
+	// batches at once and then drains, so every batch sent stayed in memory.
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	return t
 }
