@@ -11,8 +11,14 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"modernc.org/libc"
 )
+
+// memPhase is the phase the run last finished (logMemory), for the timeline.
+var memPhase atomic.Pointer[string]
 
 // memSampleEvery is how often startMemProfile looks at the resident set.
 const memSampleEvery = 250 * time.Millisecond
@@ -21,7 +27,9 @@ const memSampleEvery = 250 * time.Millisecond
 // heap twin of PRIVSYNC_CPUPROFILE, for bench/backfill.sh), watches the
 // process's resident set: it writes a heap profile to path+".peak" each
 // time the resident set passes its peak by 5% (the last one written is the
-// heap near the peak) and a line of figures a second to path+".tsv". The
+// heap near the peak), one a minute (path+".01m", ...), and a line of
+// figures a second to path+".tsv" (SQLite's C heap only in a binary built
+// with -tags memory.counters, which has modernc.org/memory count it). The
 // returned func writes one more profile to path (the heap at the end) and
 // prints the peak's figures to standard error: resident set, Go heap, and
 // the memory outside the Go runtime (SQLite's C heap, mappings).
@@ -38,8 +46,9 @@ func startMemProfile(path string) func() {
 		os.Stderr.WriteString("privsync: PRIVSYNC_MEMPROFILE: " + err.Error() + "\n")
 		return func() {}
 	}
-	fmt.Fprintln(timeline, "seconds\trss_mib\tgo_heap_live_mib\tgo_heap_objects_mib\tgo_resident_mib\toutside_go_mib")
+	fmt.Fprintln(timeline, "seconds\trss_mib\tgo_heap_live_mib\tgo_heap_objects_mib\tgo_resident_mib\toutside_go_mib\tsqlite_c_mib\tafter")
 	start := time.Now()
+	perSecond := int(time.Second / memSampleEvery)
 	wg.Go(func() {
 		t := time.NewTicker(memSampleEvery)
 		defer t.Stop()
@@ -50,8 +59,11 @@ func startMemProfile(path string) func() {
 			case <-t.C:
 			}
 			f := readMemFigures()
-			if i%4 == 0 {
-				fmt.Fprintf(timeline, "%.0f\t%d\t%d\t%d\t%d\t%d\n", time.Since(start).Seconds(), f.RSS>>20, f.HeapLive>>20, f.HeapObjects>>20, f.GoResident>>20, f.outsideGo()>>20)
+			if i > 0 && i%(60*perSecond) == 0 {
+				writeHeapProfile(fmt.Sprintf("%s.%02dm", path, i/(60*perSecond)))
+			}
+			if i%perSecond == 0 {
+				fmt.Fprintf(timeline, "%.0f\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n", time.Since(start).Seconds(), f.RSS>>20, f.HeapLive>>20, f.HeapObjects>>20, f.GoResident>>20, f.outsideGo()>>20, libc.MemStat().Bytes>>20, phaseName())
 			}
 			if f.RSS <= peak.RSS {
 				continue
@@ -155,10 +167,18 @@ func mib(b uint64) string { return strconv.FormatUint(b>>20, 10) + " MiB" }
 
 // logMemory logs the process's memory at debug level as a phase ends.
 func logMemory(ctx context.Context, log *slog.Logger, phase string) {
+	memPhase.Store(&phase)
 	if !log.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
 	f := readMemFigures()
 	log.DebugContext(ctx, "memory", "after", phase, "rss_mib", f.RSS>>20, "peak_rss_mib", f.PeakRSS>>20, "go_heap_live_mib", f.HeapLive>>20,
 		"go_heap_objects_mib", f.HeapObjects>>20, "go_resident_mib", f.GoResident>>20, "outside_go_mib", f.outsideGo()>>20)
+}
+
+func phaseName() string {
+	if p := memPhase.Load(); p != nil {
+		return *p
+	}
+	return "-"
 }

@@ -42,6 +42,7 @@ func (m *Main) run(ctx context.Context, args []string) (err error) {
 	if err := m.beginRun(ctx, &j); err != nil {
 		return err
 	}
+	logMemory(ctx, j.c.log, "begin")
 	if err := m.sendLeftovers(ctx, &j); err != nil {
 		return err
 	}
@@ -222,10 +223,14 @@ func (m *Main) sendLeftovers(ctx context.Context, j *job) error {
 func (m *Main) planRun(ctx context.Context, j *job) error {
 	opts := j.c.plannerOptions(j.pf, j.run.StartedAt)
 	err := j.db.WritePlan(ctx, j.run.ID, func(l planner.Ledger, s planner.Sink) error {
-		var err error
-		if j.stats, err = planner.Plan(ctx, j.src, l, s, opts); err != nil {
+		stats, err := planner.Plan(ctx, j.src, l, s, opts)
+		if err != nil {
 			return err
 		}
+		// A copy: the counts Plan returns lie inside the planner, whose key
+		// set and held candidates (~20 bytes a row) would otherwise stay
+		// reachable through them for as long as the run executes.
+		j.stats = new(*stats)
 		if j.pf.maxChanges > 0 && j.stats.Changes() > j.pf.maxChanges {
 			return usageErr("the plan has %d operations, more than --max-changes %d: nothing was sent; check the export", j.stats.Changes(), j.pf.maxChanges)
 		}
@@ -264,9 +269,11 @@ func (m *Main) finishRun(ctx context.Context, j *job) error {
 	if err != nil {
 		return err
 	}
+	logMemory(ctx, j.c.log, "closing the run in the ledger")
 	if err := j.rep.finish(ctx, j.run); err != nil {
 		return err
 	}
+	logMemory(ctx, j.c.log, "the report's summary")
 	counts, err := j.db.OutcomeCounts(ctx, j.run.ID)
 	if err != nil {
 		return err
