@@ -3,9 +3,12 @@ package report
 import (
 	"bytes"
 	"context"
+	"encoding/csv"
 	"errors"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -346,5 +349,43 @@ func BenchmarkVerify(b *testing.B) {
 		if _, _, err := Verify(bytes.NewReader(data)); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Outcomes counts every row of the file, those a killed run had written
+// before this Writer opened it included, as a CSV reader counts them.
+func TestOutcomesCountEveryRow(t *testing.T) {
+	all := testEvents()
+	dir := t.TempDir()
+	if _, _, err := syncFileIn(t, dir, nil, &fakeSource{events: all[:2]}); err != nil {
+		t.Fatal(err)
+	}
+	w, err := Open(dir, testRun)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	if got := w.Outcomes(); got != nil {
+		t.Fatalf("outcomes before the first sync: %v, want nil", got)
+	}
+	if err := w.Sync(context.Background(), &fakeSource{events: all}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(w.Path())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := slices.Index(rows[0], "outcome")
+	want := map[string]int64{}
+	for _, r := range rows[1:] {
+		want[r[col]]++
+	}
+	if got := w.Outcomes(); !maps.Equal(got, want) || len(rows)-1 != len(all) {
+		t.Fatalf("outcomes %v, the file's %d rows say %v", got, len(rows)-1, want)
 	}
 }
