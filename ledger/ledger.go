@@ -228,6 +228,10 @@ func OpenReadOnly(ctx context.Context, path string) (*DB, error) {
 	return d, nil
 }
 
+// walSizeLimit is the size the WAL file is cut back to when a checkpoint
+// has emptied it.
+const walSizeLimit = 64 << 20
+
 // How open opens the file.
 const (
 	modeDurable  = iota // WAL, fsync at every commit
@@ -244,7 +248,11 @@ func open(ctx context.Context, path string, mode int) (*DB, error) {
 	// temp_store(MEMORY): the statement journal of each SAVEPOINT of a
 	// group commit (runGroup) stays in memory; in a temporary file its
 	// page writes were a twentieth of a backfill's CPU, in system calls.
-	dsn := uri + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_txlock=immediate"
+	// The WAL holds a transaction until it commits, so the first plan of
+	// a 10M-row backfill (written in one) grows it to 2 GB; checkpoints
+	// then empty it and later transactions write it from the start, but
+	// the file keeps its size unless journal_size_limit cuts it back.
+	dsn := uri + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-65536)&_pragma=temp_store(MEMORY)&_pragma=journal_size_limit(" + strconv.Itoa(walSizeLimit) + ")&_txlock=immediate"
 	switch mode {
 	case modeReadOnly:
 		dsn = uri + "?mode=ro&_pragma=busy_timeout(10000)&_pragma=cache_size(-65536)"
