@@ -16,3 +16,9 @@ func SetPlanRows(n int) (restore func()) {
 	planRows = n
 	return func() { planRows = old }
 }
+
+// CacheSize returns the connection's PRAGMA cache_size.
+func CacheSize(d *DB) (n int64, err error) {
+	err = d.db.QueryRow(`PRAGMA cache_size`).Scan(&n)
+	return n, err
+}

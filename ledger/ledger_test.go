@@ -330,9 +330,18 @@ func fpIn(b int, low uint64) uint64 { return uint64(b)<<(64-planner.BucketBits) 
 
 func settledList(t *testing.T, db *ledger.DB) []uint64 {
 	t.Helper()
+	cache, err := ledger.CacheSize(db)
+	if err != nil {
+		t.Fatal(err)
+	}
 	set, err := db.Reader().Settled(context.Background())
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Settled reads the set through a small page cache: it must give the
+	// ledger's back.
+	if after, err := ledger.CacheSize(db); err != nil || after != cache {
+		t.Fatalf("page cache size %d after Settled (%v), %d before", after, err, cache)
 	}
 	var out []uint64
 	for b := range 1 << planner.BucketBits {

@@ -42,16 +42,21 @@ func (r reader) Settled(ctx context.Context) (*planner.FPSet, error) {
 	if err := r.q.QueryRowContext(ctx, `SELECT COALESCE(MAX(bucket), -1) + 1 FROM fp_buckets`).Scan(&buckets); err != nil {
 		return nil, fmt.Errorf("counting the settled set's buckets: %w", err)
 	}
-	rows, err := r.q.QueryContext(ctx, `SELECT fps FROM fp_buckets ORDER BY bucket`)
+	restore, err := r.smallCache(ctx)
 	if err != nil {
 		return nil, err
+	}
+	defer restore()
+	rows, err := r.q.QueryContext(ctx, `SELECT fps FROM fp_buckets ORDER BY bucket`)
+	if err != nil {
+		return nil, fmt.Errorf("reading the settled set: %w", err)
 	}
 	defer rows.Close()
 	var fps []uint64
 	for rows.Next() {
-		var blob []byte
+		var blob sql.RawBytes // decoded before Next: no copy per bucket
 		if err := rows.Scan(&blob); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("reading the settled set: %w", err)
 		}
 		if fps == nil && len(blob) >= 4*8 {
 			// Buckets hold about as many fingerprints each: size the set
@@ -63,8 +68,10 @@ func (r reader) Settled(ctx context.Context) (*planner.FPSet, error) {
 		fps = appendBlob(fps, blob)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("reading the settled set: %w", err)
 	}
+	rows.Close()
+	restore()
 	set := planner.NewFPSetSorted(fps)
 	add, remove, err := r.delta(ctx)
 	if err != nil {
@@ -72,6 +79,38 @@ func (r reader) Settled(ctx context.Context) (*planner.FPSet, error) {
 	}
 	set.Apply(add, remove)
 	return set, nil
+}
+
+// settledScanCache is SQLite's page cache while the settled set is read,
+// in KiB (as PRAGMA cache_size takes a negative number).
+const settledScanCache = 2048
+
+// smallCache shrinks the connection's page cache while the settled set is
+// read, and returns what restores it. The set's 80 MB at 10M rows are read
+// once, in order: through the ledger's 64 MiB cache every page was a fresh
+// allocation, and closing the ledger freed them one by one (1.4 s of
+// loading and 0.8 s of closing of a 6 s plan); through 2 MiB the same
+// pages are reused (0.45 s, nothing to free). Pages already in the cache
+// that a write has dirtied are never evicted by shrinking it.
+func (r reader) smallCache(ctx context.Context) (restore func(), err error) {
+	var size int64
+	if err := r.q.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&size); err != nil {
+		return nil, fmt.Errorf("reading the ledger's page cache size: %w", err)
+	}
+	if size < 0 && -size <= settledScanCache || size >= 0 && size*4 <= settledScanCache {
+		return func() {}, nil
+	}
+	if _, err := r.q.ExecContext(ctx, fmt.Sprintf(`PRAGMA cache_size = %d`, -settledScanCache)); err != nil {
+		return nil, fmt.Errorf("shrinking the ledger's page cache: %w", err)
+	}
+	done := false
+	return func() {
+		if !done {
+			done = true
+			// Best effort: a failure leaves a smaller cache, not a wrong answer.
+			r.q.ExecContext(context.WithoutCancel(ctx), fmt.Sprintf(`PRAGMA cache_size = %d`, size))
+		}
+	}, nil
 }
 
 // appendBlob appends the little-endian uint64s of a bucket's blob.
