@@ -7,8 +7,15 @@ import (
 
 // TestKeySetMatchesAMap: key hashes crowded into one partition (many
 // chunks, past the largest chunk size) and spread over the others, with
-// repeats; after seal, membership and the repeat counts match a map.
+// repeats; after seal, the repeat counts match a map, and so does
+// membership when the set is kept.
 func TestKeySetMatchesAMap(t *testing.T) {
+	for _, keep := range []bool{true, false} {
+		t.Run(map[bool]string{true: "kept", false: "counted"}[keep], func(t *testing.T) { testKeySet(t, keep) })
+	}
+}
+
+func testKeySet(t *testing.T, keep bool) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var s keySet
 	want := map[uint64]int{}
@@ -34,10 +41,10 @@ func TestKeySetMatchesAMap(t *testing.T) {
 	if n := len(s.full[5]); n < 10 {
 		t.Fatalf("partition 5 has %d full chunks: the test does not reach the largest chunk size", n)
 	}
-	dups := s.seal()
+	dups := s.seal(keep)
 	repeated := 0
 	for kh, n := range want {
-		if !s.has(kh) {
+		if keep && !s.has(kh) {
 			t.Fatalf("%x was added but is missing", kh)
 		}
 		if n > 1 {
@@ -51,6 +58,9 @@ func TestKeySetMatchesAMap(t *testing.T) {
 		t.Fatalf("%d repeated keys, seal reports %d", repeated, len(dups))
 	}
 	for range 10_000 {
+		if !keep {
+			break
+		}
 		if kh := rng.Uint64(); want[kh] == 0 && s.has(kh) {
 			t.Fatalf("%x was never added but is present", kh)
 		}
@@ -61,6 +71,9 @@ func TestKeySetMatchesAMap(t *testing.T) {
 	for p := range s.sorted {
 		if s.full[p] != nil || s.tail[p] != nil {
 			t.Fatalf("partition %d still holds its chunks after seal", p)
+		}
+		if !keep && s.sorted[p] != nil {
+			t.Fatalf("partition %d kept sorted though not asked to", p)
 		}
 	}
 }

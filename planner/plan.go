@@ -186,7 +186,7 @@ func Plan(ctx context.Context, src Source, led Ledger, sink Sink, opts Options) 
 		return nil, err
 	}
 	first.flush()
-	p.dupCount = p.keys.seal()
+	p.dupCount = p.keys.seal(opts.Snapshot)
 	// Subjects named by several rows: their rows held in memory are at
 	// hand; the others are read again (rare: only when a duplicate row was
 	// settled, or beyond the held candidates).
