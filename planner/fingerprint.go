@@ -36,14 +36,24 @@ func Fingerprint(r *privsync.Row) uint64 {
 	return nonZero(d.Sum64())
 }
 
-// Hashes returns KeyHash(r.Key) and Fingerprint(r), hashing the key once.
+// Hashes returns KeyHash(r.Key) and Fingerprint(r). It lays the bytes
+// both hash out once, in a buffer on the stack, and hashes them in one
+// call each: the streaming Digest's five writes a row cost twice as much.
 func Hashes(r *privsync.Row) (kh, fp uint64) {
-	var d xxhash.Digest
-	writeKey(&d, r.Key)
-	kh = d.Sum64()
-	d.Write([]byte{1, byte(r.Restrictions), byte(r.Erasure)})
-	d.WriteString(r.AccessRequest)
-	return kh, nonZero(d.Sum64())
+	n := len(r.Vendor) + len(r.IDType) + len(r.SubjectID) + 5 + len(r.AccessRequest)
+	var buf [256]byte
+	if n > len(buf)-3 {
+		return KeyHash(r.Key), Fingerprint(r)
+	}
+	b := append(buf[:0], r.Vendor...)
+	b = append(b, 0)
+	b = append(b, r.IDType...)
+	b = append(b, 0)
+	b = append(b, r.SubjectID...)
+	kh = xxhash.Sum64(b)
+	b = append(b, 1, byte(r.Restrictions), byte(r.Erasure))
+	b = append(b, r.AccessRequest...)
+	return kh, nonZero(xxhash.Sum64(b))
 }
 
 // RejectFingerprint identifies a rejected row by what is wrong with it and

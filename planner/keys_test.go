@@ -3,6 +3,8 @@ package planner
 import (
 	"math/rand/v2"
 	"testing"
+
+	"github.com/privsync/privsync"
 )
 
 // TestKeySetMatchesAMap: key hashes crowded into one partition (many
@@ -74,6 +76,32 @@ func testKeySet(t *testing.T, keep bool) {
 		}
 		if !keep && s.sorted[p] != nil {
 			t.Fatalf("partition %d kept sorted though not asked to", p)
+		}
+	}
+}
+
+// TestHashesMatchTheDigests: Hashes lays the bytes out itself; it must
+// hash what KeyHash and Fingerprint stream (the ledger holds their
+// values), for short rows and for rows past its buffer.
+func TestHashesMatchTheDigests(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	str := func(max int) string {
+		b := make([]byte, rng.IntN(max+1))
+		for i := range b {
+			b[i] = byte(rng.IntN(256))
+		}
+		return string(b)
+	}
+	for i := range 20_000 {
+		long := 40
+		if i%10 == 0 {
+			long = 200 // some rows past the 256-byte buffer
+		}
+		r := &privsync.Row{Key: privsync.Key{Vendor: str(12), IDType: str(12), SubjectID: str(long)},
+			Restrictions: privsync.Restrictions(rng.IntN(256)), Erasure: privsync.Erasure(rng.IntN(3)), AccessRequest: str(long)}
+		kh, fp := Hashes(r)
+		if kh != KeyHash(r.Key) || fp != Fingerprint(r) {
+			t.Fatalf("row %+v: Hashes %x %x, KeyHash %x, Fingerprint %x", r, kh, fp, KeyHash(r.Key), Fingerprint(r))
 		}
 	}
 }
