@@ -22,3 +22,11 @@ func CacheSize(d *DB) (n int64, err error) {
 	err = d.db.QueryRow(`PRAGMA cache_size`).Scan(&n)
 	return n, err
 }
+
+// SetSettledChunkBytes sets the size of the buffers the settled set is
+// handed over in while it loads; it returns a func that restores it.
+func SetSettledChunkBytes(n int) (restore func()) {
+	old := settledChunkBytes
+	settledChunkBytes = n
+	return func() { settledChunkBytes = old }
+}

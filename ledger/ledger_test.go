@@ -350,6 +350,20 @@ func settledList(t *testing.T, db *ledger.DB) []uint64 {
 	if len(out) != set.Len() {
 		t.Fatalf("set holds %d fingerprints, Len says %d", len(out), set.Len())
 	}
+	// Loaded in hand-overs smaller than a bucket's blob, the same set.
+	defer ledger.SetSettledChunkBytes(8)()
+	small, err := db.Reader().Settled(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if small.Len() != set.Len() {
+		t.Fatalf("set loaded in 8-byte hand-overs holds %d fingerprints, %d otherwise", small.Len(), set.Len())
+	}
+	for b := range 1 << planner.BucketBits {
+		if !slices.Equal(small.BucketOf(b), set.BucketOf(b)) {
+			t.Fatalf("bucket %d loaded in 8-byte hand-overs: %x, otherwise %x", b, small.BucketOf(b), set.BucketOf(b))
+		}
+	}
 	return out
 }
 

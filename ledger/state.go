@@ -47,30 +47,10 @@ func (r reader) Settled(ctx context.Context) (*planner.FPSet, error) {
 		return nil, err
 	}
 	defer restore()
-	rows, err := r.q.QueryContext(ctx, `SELECT fps FROM fp_buckets ORDER BY bucket`)
+	fps, err := r.scanSettled(ctx, buckets)
 	if err != nil {
 		return nil, fmt.Errorf("reading the settled set: %w", err)
 	}
-	defer rows.Close()
-	var fps []uint64
-	for rows.Next() {
-		var blob sql.RawBytes // decoded before Next: no copy per bucket
-		if err := rows.Scan(&blob); err != nil {
-			return nil, fmt.Errorf("reading the settled set: %w", err)
-		}
-		if fps == nil && len(blob) >= 4*8 {
-			// Buckets hold about as many fingerprints each: size the set
-			// once rather than copying 80 MB as it grows. (A small set
-			// leaves most buckets empty: sized so, a set of a few dozen
-			// rows cost a megabyte cleared per plan.)
-			fps = make([]uint64, 0, buckets*(len(blob)/8+1)*9/8)
-		}
-		fps = appendBlob(fps, blob)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading the settled set: %w", err)
-	}
-	rows.Close()
 	restore()
 	set := planner.NewFPSetSorted(fps)
 	add, remove, err := r.delta(ctx)
@@ -79,6 +59,81 @@ func (r reader) Settled(ctx context.Context) (*planner.FPSet, error) {
 	}
 	set.Apply(add, remove)
 	return set, nil
+}
+
+// settledChunk is a run of buckets' blobs handed from the scan to the
+// decoder (each blob cut to whole fingerprints); hint, when not 0, is the
+// capacity to give the set.
+type settledChunk struct {
+	b    []byte
+	hint int
+}
+
+// settledChunkBytes is the size of a settledChunk's buffer (a variable
+// for tests).
+var settledChunkBytes = 256 << 10
+
+// scanSettled reads the buckets' blobs in bucket order and returns their
+// fingerprints, concatenated. SQLite's scan runs on this goroutine and
+// the decoding on another: writing the set is the first touch of 80 MB of
+// fresh memory at 10M rows, whose page faults cost as much as the scan,
+// and the plan's other core would idle meanwhile.
+func (r reader) scanSettled(ctx context.Context, buckets int) ([]uint64, error) {
+	rows, err := r.q.QueryContext(ctx, `SELECT fps FROM fp_buckets ORDER BY bucket`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	full, free := make(chan settledChunk, 4), make(chan []byte, 5)
+	for range 5 {
+		free <- make([]byte, 0, settledChunkBytes)
+	}
+	var fps []uint64
+	decoded := make(chan struct{})
+	go func() {
+		defer close(decoded)
+		for c := range full {
+			if fps == nil && c.hint > 0 {
+				fps = make([]uint64, 0, c.hint)
+			}
+			fps = appendBlob(fps, c.b)
+			free <- c.b[:0]
+		}
+	}()
+	cur, hint, sized := settledChunk{b: <-free}, 0, false
+	for rows.Next() {
+		var blob sql.RawBytes // copied into cur before Next
+		if err = rows.Scan(&blob); err != nil {
+			break
+		}
+		if !sized && len(blob) >= 4*8 {
+			// Buckets hold about as many fingerprints each: size the set
+			// once rather than copying 80 MB as it grows. (A small set
+			// leaves most buckets empty: sized so, a set of a few dozen
+			// rows cost a megabyte cleared per plan.)
+			hint, sized = buckets*(len(blob)/8+1)*9/8, true
+			if len(cur.b) == 0 {
+				cur.hint = hint
+			}
+		}
+		if len(cur.b) > 0 && len(cur.b)+len(blob) > cap(cur.b) {
+			full <- cur
+			cur = settledChunk{b: <-free}
+		}
+		if len(cur.b) == 0 && cur.hint == 0 && sized {
+			cur.hint = hint
+		}
+		cur.b = append(cur.b, blob[:len(blob)&^7]...)
+	}
+	if len(cur.b) > 0 {
+		full <- cur
+	}
+	close(full)
+	<-decoded
+	if err != nil {
+		return nil, err
+	}
+	return fps, rows.Err()
 }
 
 // settledScanCache is SQLite's page cache while the settled set is read,
