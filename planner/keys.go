@@ -189,17 +189,16 @@ func (p *planner) collectHeldDups() bool {
 	if len(p.dupCount) == 0 {
 		return true
 	}
-	for i := range p.cands {
-		c := &p.cands[i]
+	p.cands.each(func(c *candidate) {
 		kh := KeyHash(c.row.Key)
 		if p.dupCount[kh] == 0 {
-			continue
+			return
 		}
 		p.dups[kh] = append(p.dups[kh], p.dupRowOf(&c.row, c.ord, c.fp))
 		if _, ok := p.dupKeys[kh]; !ok {
 			p.dupKeys[kh] = c.row.Key
 		}
-	}
+	})
 	for kh, n := range p.dupCount {
 		if len(p.dups[kh]) < n {
 			return false
@@ -275,7 +274,6 @@ type overflowPass struct {
 	p    *planner
 	ctx  context.Context
 	held uint32 // ordinals below it were held from the first pass
-	buf  []candidate
 }
 
 func (o *overflowPass) row(r *privsync.Row, ord uint32, _, fp uint64) error {
@@ -287,21 +285,14 @@ func (o *overflowPass) row(r *privsync.Row, ord uint32, _, fp uint64) error {
 	c.row.SubjectID = clone(r.SubjectID)
 	c.row.AccessRequest = clone(r.AccessRequest)
 	c.row.File = p.files[p.fileIndex(r.File)]
-	if len(p.cands) >= p.opts.LookupChunk {
+	if p.cands.len() >= p.opts.LookupChunk {
 		// The first time, this decides the rows held from the first pass
 		// too: a chunk at a time, so a million held rows do not become a
-		// million lookups, states and entries at once.
+		// million lookups, states and entries at once. The chunks they
+		// free hold the rows of this read.
 		if err := p.flushCandidates(o.ctx); err != nil {
 			return err
 		}
-	}
-	if p.cands == nil {
-		// One chunk's buffer serves every chunk of the read (decideChunk
-		// leaves p.cands nil when it has decided them all).
-		if o.buf == nil {
-			o.buf = make([]candidate, 0, p.opts.LookupChunk)
-		}
-		p.cands = o.buf[:0]
 	}
 	p.hold(c)
 	return nil

@@ -156,7 +156,8 @@ type planner struct {
 	// unchanged, unless a later or conflicting row of their subject drops them.
 	settledRows int
 
-	cands    []candidate
+	cands    candidates
+	chunk    []*candidate // the held rows being decided, reused
 	overflow bool
 	batcher  *batcher
 }
@@ -200,8 +201,8 @@ func Plan(ctx context.Context, src Source, led Ledger, sink Sink, opts Options) 
 	// A further read for the rows that did not fit in memory.
 	if p.overflow {
 		held := uint32(0)
-		if n := len(p.cands); n > 0 {
-			held = p.cands[n-1].ord + 1
+		if c := p.cands.last(); c != nil {
+			held = c.ord + 1
 		}
 		if err := p.reread(ctx, &overflowPass{p: p, ctx: ctx, held: held}); err != nil {
 			return nil, err
@@ -285,7 +286,7 @@ func (f *firstPass) flush() {
 			p.settledRows++
 			continue
 		}
-		if len(p.cands) >= p.opts.MaxCandidates {
+		if p.cands.len() >= p.opts.MaxCandidates {
 			p.overflow = true
 			continue
 		}
@@ -298,17 +299,8 @@ func (f *firstPass) flush() {
 	f.win = f.win[:0]
 }
 
-// hold appends c to the held candidates, doubling their capacity up to
-// MaxCandidates. append grows a large slice by a quarter: a million held
-// rows of ~170 bytes were copied about five times over, into fresh pages
-// each time (a quarter of a first run's CPU, much of it page faults).
-func (p *planner) hold(c candidate) {
-	if len(p.cands) == cap(p.cands) {
-		n := min(max(2*cap(p.cands), 1024), max(p.opts.MaxCandidates, p.opts.LookupChunk))
-		p.cands = slices.Grow(p.cands, n-len(p.cands))
-	}
-	p.cands = append(p.cands, c)
-}
+// hold appends c to the held candidates.
+func (p *planner) hold(c candidate) { p.cands.add(c) }
 
 // clone copies a string that shares the memory of its CSV record, so a
 // held candidate does not keep the whole line alive. (Vendor and IDType
@@ -430,33 +422,32 @@ func joinLines(ls []string) string {
 }
 
 func (p *planner) flushCandidates(ctx context.Context) error {
-	for len(p.cands) > 0 {
-		n := min(len(p.cands), p.opts.LookupChunk)
-		if err := p.decideChunk(ctx, p.cands[:n]); err != nil {
+	for p.cands.len() > 0 {
+		if err := p.decideChunk(ctx, min(p.cands.len(), p.opts.LookupChunk)); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// decideChunk looks up the subjects of chunk (at most LookupChunk rows),
-// decides each row and hands the decisions to the sink; it removes chunk
-// from p.cands.
-func (p *planner) decideChunk(ctx context.Context, chunk []candidate) error {
-	live := make([]int32, 0, len(chunk)) // the rows not dropped, by index
-	keys := make([]privsync.Key, 0, len(chunk))
-	for i := range chunk {
-		if !p.skip[chunk[i].ord] {
-			live = append(live, int32(i))
-			keys = append(keys, chunk[i].row.Key)
+// decideChunk looks up the subjects of the first n held rows (at most
+// LookupChunk), decides each row and hands the decisions to the sink; it
+// drops them from p.cands.
+func (p *planner) decideChunk(ctx context.Context, n int) error {
+	p.chunk = p.cands.front(p.chunk[:0], n)
+	live := make([]*candidate, 0, n) // the rows not dropped
+	keys := make([]privsync.Key, 0, n)
+	for _, c := range p.chunk {
+		if !p.skip[c.ord] {
+			live = append(live, c)
+			keys = append(keys, c.row.Key)
 		}
 	}
 	states, err := p.led.Lookup(ctx, keys)
 	if err != nil {
 		return fmt.Errorf("looking up subjects in the ledger: %w", err)
 	}
-	for i, ci := range live {
-		c := &chunk[ci]
+	for i, c := range live {
 		fp := c.fp
 		kind := p.opts.Vendors[c.row.Vendor]
 		d := Decide(kind, &c.row, states[i], fp, p.opts.Rules)
@@ -467,10 +458,8 @@ func (p *planner) decideChunk(ctx context.Context, chunk []candidate) error {
 			return err
 		}
 	}
-	p.cands = p.cands[len(chunk):]
-	if len(p.cands) == 0 {
-		p.cands = nil
-	}
+	clear(p.chunk)
+	p.cands.drop(n)
 	return nil
 }
 
@@ -571,10 +560,4 @@ func (Discard) Entry(context.Context, *Entry) error { return nil }
 func (Discard) Reject(context.Context, *privsync.RowError, uint64) error { return nil }
 
 // candidateByOrd returns the held row of ordinal o, or nil.
-func (p *planner) candidateByOrd(o uint32) *candidate {
-	i, ok := slices.BinarySearchFunc(p.cands, o, func(c candidate, o uint32) int { return cmp.Compare(c.ord, o) })
-	if !ok {
-		return nil
-	}
-	return &p.cands[i]
-}
+func (p *planner) candidateByOrd(o uint32) *candidate { return p.cands.byOrd(o) }
