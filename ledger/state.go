@@ -94,7 +94,7 @@ func (r reader) scanSettled(ctx context.Context, buckets int) ([]uint64, error) 
 		defer close(decoded)
 		for c := range full {
 			if fps == nil && c.hint > 0 {
-				fps = make([]uint64, 0, c.hint)
+				fps = planner.MakeFingerprints(c.hint)
 			}
 			fps = appendBlob(fps, c.b)
 			free <- c.b[:0]

@@ -229,7 +229,7 @@ func (s *FPSet) Apply(add, remove []uint64) []int {
 	add, remove = slices.Clone(add), slices.Clone(remove)
 	slices.Sort(add)
 	slices.Sort(remove)
-	out := make([]uint64, 0, len(s.fps)+len(add))
+	out := MakeFingerprints(len(s.fps) + len(add))
 	touched := map[int]bool{}
 	i, j, k := 0, 0, 0 // s.fps, add, remove
 	for i < len(s.fps) || j < len(add) {
@@ -270,4 +270,20 @@ func (s *FPSet) Apply(add, remove []uint64) []int {
 	}
 	slices.Sort(changed)
 	return changed
+}
+
+// hugeMin is the capacity from which MakeFingerprints asks for huge pages
+// (4 MiB: two of them).
+const hugeMin = 1 << 19
+
+// MakeFingerprints returns an empty slice of capacity n for the
+// fingerprints of a large set. A probe of a set of millions is a TLB miss
+// as much as a cache miss, and filling it a page fault every 4 KiB: on
+// Linux the slice is backed by huge pages where the system allows.
+func MakeFingerprints(n int) []uint64 {
+	s := make([]uint64, 0, n)
+	if n > 0 {
+		adviseHuge(s)
+	}
+	return s
 }

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package planner
+
+func adviseHuge([]uint64) {}
