@@ -53,7 +53,7 @@ func (s *keySet) chunk(size int) []uint64 {
 	}
 	n := len(s.slab)
 	s.slab = s.slab[:n+size]
-	return s.slab[n:n:n+size]
+	return s.slab[n : n : n+size]
 }
 
 func (s *keySet) add(kh uint64) {
