@@ -214,12 +214,6 @@ func (s *FPSet) slot(fp uint64) (lo, hi int) {
 	return s.bucket(Bucket(fp))
 }
 
-// guess interpolates fp's position within [lo, hi): fingerprints are
-// uniform within a bucket.
-func (s *FPSet) guess(fp uint64, lo, hi int) int {
-	return lo + int((uint64(hi-lo)*((fp<<BucketBits)>>32))>>32)
-}
-
 // Apply adds and removes fingerprints and returns the buckets it changed,
 // in order. It merges in one pass: O(size of the set + changes).
 func (s *FPSet) Apply(add, remove []uint64) []int {
