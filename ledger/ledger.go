@@ -362,6 +362,16 @@ func (d *DB) migrate(ctx context.Context) error {
 	if v > len(files) {
 		return fmt.Errorf("ledger %s has schema version %d, newer than this privsync (%d): use a newer privsync", d.path, v, len(files))
 	}
+	if v == len(files) {
+		return nil
+	}
+	// A migration that rebuilds a table sorts its whole index: in files,
+	// not in memory as the ledger's own statements do (temp_store), or a
+	// 10M-subject ledger's upgrade peaked at 1.5 GB.
+	if _, err := d.db.ExecContext(ctx, `PRAGMA temp_store = FILE`); err != nil {
+		return fmt.Errorf("migrating ledger: %w", err)
+	}
+	defer d.db.ExecContext(ctx, `PRAGMA temp_store = MEMORY`)
 	for i := v; i < len(files); i++ {
 		body, err := migrations.ReadFile(files[i])
 		if err != nil {
