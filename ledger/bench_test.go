@@ -148,14 +148,7 @@ func BenchmarkBackfillLedger(b *testing.B) {
 		t0 := cpuTime(b)
 		mustPlan(b, db, "r1", now, in...)
 		t1 := cpuTime(b)
-		bs, err := db.OpenBatches(ctx, "sfmc")
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, bt := range bs {
-			if err := db.LoadItems(ctx, bt); err != nil {
-				b.Fatal(err)
-			}
+		for _, bt := range mustOpenBatches(b, db) {
 			if err := db.MarkSending(ctx, bt); err != nil {
 				b.Fatal(err)
 			}
