@@ -219,7 +219,11 @@ func Plan(ctx context.Context, src Source, led Ledger, sink Sink, opts Options) 
 			return nil, err
 		}
 	}
-	return &p.stats, nil
+	// A copy: a pointer into p would keep the planner's key set and held
+	// rows reachable for as long as the caller keeps the figures (a whole
+	// run's execution).
+	st := p.stats
+	return &st, nil
 }
 
 type firstPass struct {
