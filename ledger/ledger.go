@@ -294,10 +294,7 @@ func fileURI(path string) (string, error) {
 
 // Close closes the ledger and releases its lock.
 func (d *DB) Close() error {
-	if d.settled.len() > 0 {
-		// Best effort: what is not folded is looked up by the next plan.
-		d.inTx(context.Background(), func(tx *sql.Tx) error { return d.foldSettled(context.Background(), tx, nil, nil) })
-	}
+	d.foldBeforeExit()
 	if d.db == nil {
 		return nil // reopened
 	}
@@ -325,13 +322,18 @@ func (d *DB) Close() error {
 // statements. d must not be used afterwards, and nothing may be running on
 // it.
 func (d *DB) Reopen() *DB {
-	if d.settled.len() > 0 {
-		// Best effort, as in Close.
-		d.inTx(context.Background(), func(tx *sql.Tx) error { return d.foldSettled(context.Background(), tx, nil, nil) })
-	}
+	d.foldBeforeExit()
 	nd := &DB{db: d.db, rdb: d.rdb, path: d.path, lock: d.lock, Now: time.Now, stmts: d.stmts}
 	*d = DB{path: d.path} // Close on d closes nothing the new one holds
 	return nd
+}
+
+// foldBeforeExit folds the settled fingerprints the process holds, best
+// effort: what is not folded is looked up by the next plan.
+func (d *DB) foldBeforeExit() {
+	if d.settled.len() > 0 {
+		d.inTx(context.Background(), func(tx *sql.Tx) error { return d.foldSettled(context.Background(), tx, nil, nil) })
+	}
 }
 
 // Path is the ledger file's path.

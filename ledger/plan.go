@@ -283,7 +283,10 @@ var _ planner.Sink = (*planWriter)(nil)
 const (
 	planSubjectCols = 7
 	planItemCols    = 11
-	itemSubjectCol  = 10 // the item's subjects.id, set by the writing goroutine
+	// Where an item's key and its subjects.id sit among its arguments
+	// (insertItemsSQL's columns); the id is set by the writing goroutine.
+	itemVendorCol, itemIDTypeCol, itemSubjectIDCol = 2, 3, 4
+	itemSubjectCol                                 = 10
 )
 
 // upsertSubjectsSQL records n subjects of a plan: their desired state's
@@ -336,13 +339,13 @@ func (w *planWriter) flush(ctx context.Context) error {
 		if err := w.write(ctx, &b.subjects, planSubjectCols, upsertSubjectsSQL, w.subjectIDs); err != nil {
 			return fmt.Errorf("recording the plan's subjects: %w", err)
 		}
-		for i := itemSubjectCol; i < len(b.items); i += planItemCols {
-			k := privsync.Key{Vendor: b.items[i-8].(string), IDType: b.items[i-7].(string), SubjectID: b.items[i-6].(string)}
+		for row := b.items; len(row) > 0; row = row[planItemCols:] {
+			k := privsync.Key{Vendor: row[itemVendorCol].(string), IDType: row[itemIDTypeCol].(string), SubjectID: row[itemSubjectIDCol].(string)}
 			id, ok := w.ids[k]
 			if !ok {
 				return fmt.Errorf("recording the plan's items: subject %s of %s was not written", k.SubjectID, k.Vendor)
 			}
-			b.items[i] = id
+			row[itemSubjectCol] = id
 		}
 		clear(w.ids)
 		if err := w.write(ctx, &b.items, planItemCols, insertItemsSQL, nil); err != nil {
@@ -504,7 +507,6 @@ type writeBehind struct {
 	pending sync.WaitGroup
 	mu      sync.Mutex
 	err     error
-	stopped bool
 }
 
 // newWriteBehind starts the goroutine; depth jobs may wait for it before
@@ -549,12 +551,9 @@ func (b *writeBehind) wait() error {
 	return b.failed()
 }
 
-// stop waits for the jobs queued and ends the goroutine.
+// stop waits for the jobs queued and ends the goroutine; b is not used
+// after.
 func (b *writeBehind) stop() {
-	if b.stopped {
-		return
-	}
-	b.stopped = true
 	b.pending.Wait()
 	close(b.jobs)
 }
