@@ -431,7 +431,7 @@ func (r *runner) adopt(ctx context.Context, b *ledger.Batch, items []vendorapi.I
 		wait, ok := bo.next(err, r.opts.Now(), r.deadline)
 		if a := vendorapi.ActionOf(err); (a != vendorapi.Retry && a != vendorapi.RetryLater) || !ok || r.opts.Now().Add(wait).After(r.deadline) {
 			r.logErr(ctx, slog.LevelWarn, "could not look for an earlier request; the next run looks again before sending", err, "batch", b.ID)
-			if a := vendorapi.ActionOf(err); a == vendorapi.StopVendor || a == vendorapi.NotFound {
+			if a == vendorapi.StopVendor || a == vendorapi.NotFound {
 				r.stop(fmt.Sprintf("%v (check the vendor's credentials, account id and base_url)", err))
 			}
 			return unknown, nil

@@ -750,25 +750,6 @@ func (d *DB) FinishRun(ctx context.Context, runID string, stats any) (int, error
 	return n, nil
 }
 
-// OutcomeCounts counts a run's events by outcome.
-func (d *DB) OutcomeCounts(ctx context.Context, runID string) (map[string]int, error) {
-	rows, err := d.db.QueryContext(ctx, `SELECT outcome, COUNT(*) FROM events WHERE run_id = ? GROUP BY outcome`, runID)
-	if err != nil {
-		return nil, fmt.Errorf("counting outcomes: %w", err)
-	}
-	defer rows.Close()
-	out := map[string]int{}
-	for rows.Next() {
-		var o string
-		var n int
-		if err := rows.Scan(&o, &n); err != nil {
-			return nil, err
-		}
-		out[o] = n
-	}
-	return out, rows.Err()
-}
-
 // BatchCount is how many batches and pending items a vendor has in a state.
 type BatchCount struct {
 	Vendor    string `json:"vendor"`

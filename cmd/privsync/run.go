@@ -223,14 +223,10 @@ func (m *Main) sendLeftovers(ctx context.Context, j *job) error {
 func (m *Main) planRun(ctx context.Context, j *job) error {
 	opts := j.c.plannerOptions(j.pf, j.run.StartedAt)
 	err := j.db.WritePlan(ctx, j.run.ID, func(l planner.Ledger, s planner.Sink) error {
-		stats, err := planner.Plan(ctx, j.src, l, s, opts)
-		if err != nil {
+		var err error
+		if j.stats, err = planner.Plan(ctx, j.src, l, s, opts); err != nil {
 			return err
 		}
-		// A copy: the counts Plan returns lie inside the planner, whose key
-		// set and held candidates (~20 bytes a row) would otherwise stay
-		// reachable through them for as long as the run executes.
-		j.stats = new(*stats)
 		if j.pf.maxChanges > 0 && j.stats.Changes() > j.pf.maxChanges {
 			return usageErr("the plan has %d operations, more than --max-changes %d: nothing was sent; check the export", j.stats.Changes(), j.pf.maxChanges)
 		}

@@ -198,15 +198,6 @@ func (w *Writer) Close() error {
 	return nil
 }
 
-// Sync brings the file up to date with src: it appends the run's events
-// after the file's last row and flushes the file to disk. The first Sync
-// after Open also checks that the rows already in the file are the
-// ledger's (else an error wrapping ErrEdited) and replaces a torn last line.
-// If Sync fails, the file is left as it was and Sync can be called again.
-func (w *Writer) Sync(ctx context.Context, src Source) error {
-	return w.sync(ctx, src)
-}
-
 // syncState follows the chain through the events Sync reads.
 type syncState struct {
 	seq      int64
@@ -214,9 +205,14 @@ type syncState struct {
 	mismatch bool // the rows in the file are not the ledger's
 }
 
-// sync is Sync. It counts every event it reads into w.agg once the file
-// holds it: with the first Sync after Open, every event of the run.
-func (w *Writer) sync(ctx context.Context, src Source) error {
+// Sync brings the file up to date with src: it appends the run's events
+// after the file's last row and flushes the file to disk. The first Sync
+// after Open also checks that the rows already in the file are the
+// ledger's (else an error wrapping ErrEdited) and replaces a torn last line.
+// If Sync fails, the file is left as it was and Sync can be called again.
+// It counts every event it reads into w.agg once the file holds it: with
+// the first Sync after Open, every event of the run.
+func (w *Writer) Sync(ctx context.Context, src Source) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	switch {
